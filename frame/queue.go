@@ -1,0 +1,230 @@
+package frame
+
+import "sync"
+
+// Queue is a FIFO of outbound bytes with a byte count and a limit (the
+// connection's max backpressure). It holds two kinds of segment:
+//
+//   - owned bytes, copied into pooled chunks by [Queue.Append] and
+//     [Queue.Reserve]; consecutive small frames share a chunk, so that many
+//     frames drain in one write;
+//   - shared bytes, referenced without a copy by [Queue.AppendShared]: the
+//     encode-once frames of a broadcast, queued on many connections at once.
+//
+// A writer drains it in batches: [Queue.Buffers] lists the pending segments
+// for one vectored write, [Queue.Advance] drops what was written and recycles
+// emptied chunks. An empty queue holds no chunk, so an idle connection costs
+// only the Queue struct itself.
+//
+// A Queue is not safe for concurrent use; its owner serialises access (the
+// poller holds a per-connection lock). The zero value is an empty queue with
+// no limit.
+type Queue struct {
+	segs  []segment
+	head  int // index of the first pending segment in segs
+	n     int // pending bytes
+	limit int // 0 means no limit
+}
+
+type segment struct {
+	b []byte // the unsent bytes; for owned segments, cap reaches the chunk's end
+	c *chunk // the chunk b lives in, or nil for shared bytes
+}
+
+// chunk is a pooled buffer for owned bytes.
+type chunk struct {
+	buf   []byte
+	class int8 // index into chunkPools, or -1 when not pooled
+}
+
+// Chunk size classes: small frames coalesce in the smallest; a larger frame
+// takes the smallest class that holds it; beyond the largest, a chunk is
+// allocated for it alone and left to the garbage collector.
+var chunkSizes = [...]int{4 << 10, 32 << 10, 256 << 10, 2 << 20}
+
+var chunkPools [len(chunkSizes)]sync.Pool
+
+func getChunk(size int) *chunk {
+	for i, s := range chunkSizes {
+		if size <= s {
+			if c, ok := chunkPools[i].Get().(*chunk); ok {
+				return c
+			}
+			return &chunk{buf: make([]byte, s), class: int8(i)}
+		}
+	}
+	return &chunk{buf: make([]byte, size), class: -1}
+}
+
+func putChunk(c *chunk) {
+	if c.class >= 0 {
+		chunkPools[c.class].Put(c)
+	}
+}
+
+// maxIdleSegs is the capacity of the segment list kept across an empty
+// queue; a longer list (left by a burst to a slow reader) is released.
+const maxIdleSegs = 16
+
+// SetLimit sets the most bytes the queue may hold; 0 removes the limit.
+func (q *Queue) SetLimit(n int) {
+	if n < 0 {
+		n = 0
+	}
+	q.limit = n
+}
+
+// Limit returns the limit set by [Queue.SetLimit].
+func (q *Queue) Limit() int { return q.limit }
+
+// Len returns the number of bytes queued and not yet written.
+func (q *Queue) Len() int { return q.n }
+
+// Segments returns the number of pending segments.
+func (q *Queue) Segments() int { return len(q.segs) - q.head }
+
+// admit reports whether size more bytes fit. A queue that is empty always
+// admits, so that a single message larger than the limit can still be sent;
+// force admits regardless (for control frames, which are small and must get
+// out: a pong, a close).
+func (q *Queue) admit(size int, force bool) bool {
+	return force || q.limit == 0 || q.n == 0 || q.n+size <= q.limit
+}
+
+// Reserve queues size owned bytes and returns them for the caller to fill:
+// for example a frame header and payload encoded in place. The slice is
+// valid, and must be filled, before the next call to any Queue method.
+// It returns [ErrBackpressure] (and queues nothing) when the bytes do not fit
+// the limit, unless force is set.
+func (q *Queue) Reserve(size int, force bool) ([]byte, error) {
+	if size <= 0 {
+		return nil, nil
+	}
+	if !q.admit(size, force) {
+		return nil, ErrBackpressure
+	}
+	q.n += size
+	if last := len(q.segs) - 1; last >= q.head {
+		s := &q.segs[last]
+		if s.c != nil && cap(s.b)-len(s.b) >= size {
+			l := len(s.b)
+			s.b = s.b[:l+size]
+			return s.b[l:], nil
+		}
+	}
+	c := getChunk(size)
+	b := c.buf[:size]
+	q.push(segment{b: b, c: c})
+	return b, nil
+}
+
+// Append copies the concatenation of a and b (either may be empty: a frame
+// header and its payload, say) into the queue. It returns [ErrBackpressure]
+// (and queues nothing) when they do not fit the limit, unless force is set.
+// Neither slice is retained.
+func (q *Queue) Append(a, b []byte, force bool) error {
+	dst, err := q.Reserve(len(a)+len(b), force)
+	if err != nil {
+		return err
+	}
+	copy(dst[copy(dst, a):], b)
+	return nil
+}
+
+// AppendShared queues b without copying it. b is retained until it has been
+// written, and must not be modified while queued: use it for frames built
+// once and queued on many connections. It returns [ErrBackpressure] (and
+// queues nothing) when b does not fit the limit, unless force is set.
+func (q *Queue) AppendShared(b []byte, force bool) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if !q.admit(len(b), force) {
+		return ErrBackpressure
+	}
+	q.n += len(b)
+	q.push(segment{b: b})
+	return nil
+}
+
+func (q *Queue) push(s segment) {
+	if q.head > 0 && len(q.segs) == cap(q.segs) {
+		// Slide the pending segments to the front before growing.
+		n := copy(q.segs, q.segs[q.head:])
+		clear(q.segs[n:])
+		q.segs = q.segs[:n]
+		q.head = 0
+	}
+	q.segs = append(q.segs, s)
+}
+
+// Buffers appends the pending segments, in order, to dst and returns it, at
+// most max of them when max > 0 (a vectored write takes at most IOV_MAX).
+// The slices stay valid until the next call to [Queue.Advance] or
+// [Queue.Reset]; appending to the queue meanwhile does not disturb them.
+func (q *Queue) Buffers(dst [][]byte, max int) [][]byte {
+	segs := q.segs[q.head:]
+	if max > 0 && len(segs) > max {
+		segs = segs[:max]
+	}
+	for i := range segs {
+		dst = append(dst, segs[i].b)
+	}
+	return dst
+}
+
+// Advance drops the first n written bytes and recycles the chunks they
+// emptied. n must not exceed [Queue.Len].
+func (q *Queue) Advance(n int) {
+	if n > q.n {
+		panic("frame: Queue.Advance beyond the queued bytes")
+	}
+	q.n -= n
+	for n > 0 {
+		s := &q.segs[q.head]
+		if n < len(s.b) {
+			s.b = s.b[n:]
+			return
+		}
+		n -= len(s.b)
+		q.drop()
+	}
+	// A written tail segment may be left empty but still open for appends;
+	// once nothing is pending, give its chunk back.
+	if q.n == 0 {
+		q.Reset()
+	}
+}
+
+// drop removes the head segment, recycling its chunk when no later segment
+// uses it (only the tail segment's chunk can still grow).
+func (q *Queue) drop() {
+	s := q.segs[q.head]
+	q.segs[q.head] = segment{}
+	q.head++
+	if s.c != nil {
+		putChunk(s.c)
+	}
+	if q.head == len(q.segs) {
+		q.segs = q.segs[:0]
+		q.head = 0
+	}
+}
+
+// Reset drops everything queued and recycles the chunks. Slices returned by
+// [Queue.Buffers] must no longer be in use.
+func (q *Queue) Reset() {
+	for i := q.head; i < len(q.segs); i++ {
+		if c := q.segs[i].c; c != nil {
+			putChunk(c)
+		}
+	}
+	clear(q.segs)
+	if cap(q.segs) > maxIdleSegs {
+		q.segs = nil
+	} else {
+		q.segs = q.segs[:0]
+	}
+	q.head = 0
+	q.n = 0
+}
