@@ -21,9 +21,10 @@ import "sync"
 // no limit.
 type Queue struct {
 	segs  []segment
-	head  int // index of the first pending segment in segs
-	n     int // pending bytes
-	limit int // 0 means no limit
+	blk   *segBlock // the pooled list backing segs, nil if none or outgrown
+	head  int       // index of the first pending segment in segs
+	n     int       // pending bytes
+	limit int       // 0 means no limit
 }
 
 type segment struct {
@@ -62,9 +63,38 @@ func putChunk(c *chunk) {
 	}
 }
 
-// maxIdleSegs is the capacity of the segment list kept across an empty
-// queue; a longer list (left by a burst to a slow reader) is released.
-const maxIdleSegs = 16
+// segBlock is a pooled segment list. A queue takes one from the pool when it
+// gets its first segment, moves to a larger class when the pending segments
+// outgrow it, and gives it back when it empties, so an idle queue holds no
+// segment list either. Past the largest class the list grows privately and
+// is released when the queue empties.
+type segBlock struct {
+	s     []segment // len(s) is the class size; all zero while pooled
+	class int8
+}
+
+var segSizes = [...]int{16, 128, 1024}
+
+var segPools [len(segSizes)]sync.Pool
+
+// getSegBlock returns a pooled list of at least n segments, or nil if n is
+// over the largest class.
+func getSegBlock(n int) *segBlock {
+	for i, s := range segSizes {
+		if n <= s {
+			if b, ok := segPools[i].Get().(*segBlock); ok {
+				return b
+			}
+			return &segBlock{s: make([]segment, s), class: int8(i)}
+		}
+	}
+	return nil
+}
+
+func putSegBlock(b *segBlock) {
+	clear(b.s)
+	segPools[b.class].Put(b)
+}
 
 // SetLimit sets the most bytes the queue may hold; 0 removes the limit.
 func (q *Queue) SetLimit(n int) {
@@ -148,12 +178,31 @@ func (q *Queue) AppendShared(b []byte, force bool) error {
 }
 
 func (q *Queue) push(s segment) {
+	if q.segs == nil {
+		q.blk = getSegBlock(1)
+		q.segs = q.blk.s[:0]
+	}
 	if q.head > 0 && len(q.segs) == cap(q.segs) {
 		// Slide the pending segments to the front before growing.
 		n := copy(q.segs, q.segs[q.head:])
 		clear(q.segs[n:])
 		q.segs = q.segs[:n]
 		q.head = 0
+	}
+	if n := len(q.segs); n == cap(q.segs) {
+		// Move to a larger pooled list, or past the largest class to a
+		// private one; the old pooled list goes back.
+		old := q.blk
+		if q.blk = getSegBlock(n + 1); q.blk != nil {
+			q.segs = q.blk.s[:copy(q.blk.s, q.segs)]
+		} else {
+			grown := make([]segment, n, 2*n)
+			copy(grown, q.segs)
+			q.segs = grown
+		}
+		if old != nil {
+			putSegBlock(old)
+		}
 	}
 	q.segs = append(q.segs, s)
 }
@@ -174,10 +223,11 @@ func (q *Queue) Buffers(dst [][]byte, max int) [][]byte {
 }
 
 // Advance drops the first n written bytes and recycles the chunks they
-// emptied. n must not exceed [Queue.Len].
+// emptied. n must be between 0 and [Queue.Len]; anything else is a bug in
+// the caller's write loop and panics rather than corrupt the byte count.
 func (q *Queue) Advance(n int) {
-	if n > q.n {
-		panic("frame: Queue.Advance beyond the queued bytes")
+	if n < 0 || n > q.n {
+		panic("frame: Queue.Advance outside the queued bytes")
 	}
 	q.n -= n
 	for n > 0 {
@@ -189,8 +239,8 @@ func (q *Queue) Advance(n int) {
 		n -= len(s.b)
 		q.drop()
 	}
-	// A written tail segment may be left empty but still open for appends;
-	// once nothing is pending, give its chunk back.
+	// Segments are dropped as soon as they are fully written, so nothing is
+	// pending here; Reset also shrinks a segment list grown by a burst.
 	if q.n == 0 {
 		q.Reset()
 	}
@@ -220,11 +270,11 @@ func (q *Queue) Reset() {
 		}
 	}
 	clear(q.segs)
-	if cap(q.segs) > maxIdleSegs {
-		q.segs = nil
-	} else {
-		q.segs = q.segs[:0]
+	if q.blk != nil {
+		putSegBlock(q.blk)
+		q.blk = nil
 	}
+	q.segs = nil
 	q.head = 0
 	q.n = 0
 }
