@@ -57,6 +57,13 @@ func Dial(addr, target string, extra []string, trailing []byte) (*Client, error)
 	if err != nil {
 		return nil, err
 	}
+	return Handshake(conn, addr, target, extra, trailing)
+}
+
+// Handshake is Dial over an established connection (a TLS one, say); host
+// goes in the Host header. It closes conn on failure.
+func Handshake(conn net.Conn, host, target string, extra []string, trailing []byte) (*Client, error) {
+	addr := host
 	c := &Client{Conn: conn, R: bufio.NewReader(conn)}
 	req := append(Request(addr, target, extra...), trailing...)
 	if err := c.Write(req); err != nil {

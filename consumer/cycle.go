@@ -1,0 +1,178 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/networkcluster/networkcluster/frame"
+)
+
+// run is the Consumer's goroutine: it dials, serves the connection, waits
+// and dials again until the policy gives up or ctx is cancelled (Close,
+// Destroy). It emits the close event and then closes c.done.
+func (c *Consumer) run(ctx context.Context) {
+	c.mu.Lock()
+	c.runGID = goid()
+	c.mu.Unlock()
+
+	var (
+		failures int         // consecutive failed attempts
+		waits    int         // waits since the last open (the backoff exponent)
+		timer    *time.Timer // reused for every wait
+		cause    error       // set when the policy gives up
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		c.mu.Lock()
+		destroyed := c.destroyed
+		if c.terminal == nil {
+			c.terminal = cause
+		}
+		c.ready = false
+		c.mu.Unlock()
+		// The close event runs before waiters are woken, as OnOpen runs
+		// before Connect returns.
+		c.emitClose(closeEvent(destroyed, cause))
+		c.mu.Lock()
+		c.notifyLocked()
+		c.mu.Unlock()
+		close(c.done)
+	}()
+
+	wait := false
+	for {
+		if wait {
+			d := c.backoff(waits)
+			waits++
+			c.debug("network-cluster consumer: reconnecting", "in", d)
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
+		wait = true
+		if ctx.Err() != nil {
+			return
+		}
+
+		c.inFlight.Store(true)
+		s, err := c.dial(ctx)
+		c.inFlight.Store(false)
+		if err != nil {
+			if ctx.Err() != nil {
+				return // closed while dialing
+			}
+			failures++
+			c.reportError(err)
+			var he *HandshakeError
+			if errors.As(err, &he) && he.Final() {
+				cause = err
+				return
+			}
+			if max := c.cfg.Reconnect.MaxAttempts; max > 0 && failures >= max {
+				cause = &gaveUpError{attempts: failures, last: err}
+				return
+			}
+			continue
+		}
+		failures, waits = 0, 0
+		c.serve(s)
+	}
+}
+
+// backoff returns the wait before the next attempt, the n-th since the last
+// open (n from 0): Interval × Backoff^n capped at MaxInterval, jittered.
+func (c *Consumer) backoff(n int) time.Duration {
+	r := &c.cfg.Reconnect
+	d := float64(r.Interval)
+	for i := 0; i < n && d < float64(r.MaxInterval); i++ {
+		d *= r.Backoff
+	}
+	d = min(d, float64(r.MaxInterval))
+	if r.Jitter > 0 {
+		d *= 1 - r.Jitter + 2*r.Jitter*rand.Float64()
+	}
+	return time.Duration(d)
+}
+
+// serve runs one open connection until it is lost, emitting the open and
+// disconnect events.
+func (c *Consumer) serve(s *session) {
+	now := time.Now()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		_ = s.nc.Close()
+		s.release()
+		return
+	}
+	c.nc = s.nc
+	c.interval.Store(int64(s.interval))
+	c.lastHB.Store(now.UnixNano())
+	c.wmu.Lock()
+	c.wc = s.nc
+	c.closeSent = false
+	c.sentCode, c.sentWhy = 0, ""
+	c.comp = s.comp
+	c.wmu.Unlock()
+	c.connected.Store(true)
+	c.mu.Unlock()
+
+	c.rd.reset(c.cfg, s)
+	if s.interval > 0 {
+		_ = s.nc.SetReadDeadline(now.Add(2 * s.interval))
+	}
+	c.debug("network-cluster consumer: open", "heartbeat", s.interval, "deflate", s.comp != nil)
+
+	if f := c.cfg.OnOpen; f != nil {
+		f()
+	}
+	c.mu.Lock()
+	if !c.closed {
+		c.ready = true
+		c.opens++
+		c.notifyLocked()
+	}
+	c.mu.Unlock()
+
+	code, reason := c.readLoop(s.nc)
+
+	c.mu.Lock()
+	c.ready = false
+	c.nc = nil
+	c.notifyLocked()
+	c.wmu.Lock()
+	c.wc = nil
+	c.closeSent = true
+	c.comp = nil
+	c.wmu.Unlock()
+	c.connected.Store(false)
+	c.mu.Unlock()
+	_ = s.nc.Close()
+	c.rd.release()
+	s.release()
+	c.debug("network-cluster consumer: disconnected", "code", code, "reason", reason)
+
+	if f := c.cfg.OnDisconnect; f != nil {
+		f(code, reason)
+	}
+}
+
+// closeReason is the reason phrase for a code this side closes with.
+func closeReason(err error) (frame.CloseCode, string) {
+	var ce *frame.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code, ce.Reason
+	}
+	return frame.CloseInternalError, ""
+}

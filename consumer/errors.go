@@ -1,0 +1,82 @@
+package consumer
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Sentinel errors. Every error the package returns wraps one of these, a
+// [*HandshakeError], a [*frame.CloseError] or the network error that caused
+// it, so that errors.Is and errors.As can tell them apart.
+var (
+	// ErrInvalidOptions is wrapped by the error [New] returns for an
+	// invalid [Options] value.
+	ErrInvalidOptions = errors.New("consumer: invalid options")
+
+	// ErrNotConnected is returned by the send methods when no connection is
+	// open: before the first connection, between a loss and the reconnect,
+	// or while the close handshake runs.
+	ErrNotConnected = errors.New("consumer: not connected")
+
+	// ErrClosed is returned by every method once [Consumer.Close] or
+	// [Consumer.Destroy] has been called.
+	ErrClosed = errors.New("consumer: closed")
+
+	// ErrGaveUp is wrapped by the error that [Consumer.Connect] and
+	// [Consumer.Ready] return once the reconnect policy has used up its
+	// attempts; that error also wraps the error of the last attempt.
+	ErrGaveUp = errors.New("consumer: gave up reconnecting")
+
+	// ErrInvalidUTF8 is returned by [Consumer.Send] and [Consumer.SendText]
+	// for a text message that is not valid UTF-8 (RFC 6455 §5.6): it is not
+	// sent, and the connection stays open.
+	ErrInvalidUTF8 = errors.New("consumer: text message is not valid UTF-8")
+
+	// ErrHeartbeatCutoff is the cause reported (to OnError and in the
+	// disconnect reason) when no heartbeat arrived within the cutoff and
+	// the connection was dropped.
+	ErrHeartbeatCutoff = errors.New("consumer: no heartbeat within the cutoff")
+)
+
+// HandshakeError is returned (wrapped) when the Provider answers the upgrade
+// request with an HTTP status other than 101 Switching Protocols. A 403
+// Forbidden is final: the Consumer does not retry it. Any other status is
+// retried per the reconnect policy.
+type HandshakeError struct {
+	// StatusCode is the HTTP status code of the response, e.g. 403.
+	StatusCode int
+	// Status is the reason phrase of the status line, e.g. "Forbidden".
+	Status string
+	// Body holds up to the first 512 bytes of the response body when the
+	// response declared a Content-Length (the Node Provider answers a
+	// rejection with "Unauthorized").
+	Body string
+}
+
+// Error implements error.
+func (e *HandshakeError) Error() string {
+	s := "consumer: handshake rejected: HTTP " + strconv.Itoa(e.StatusCode)
+	if e.Status != "" {
+		s += " " + e.Status
+	}
+	if e.Body != "" {
+		s += ": " + strconv.Quote(e.Body)
+	}
+	return s
+}
+
+// Final reports whether the Consumer gives up on this response instead of
+// retrying: true for 403 Forbidden.
+func (e *HandshakeError) Final() bool { return e.StatusCode == 403 }
+
+// gaveUpError is the terminal error once the attempts are used up.
+type gaveUpError struct {
+	attempts int
+	last     error
+}
+
+func (e *gaveUpError) Error() string {
+	return ErrGaveUp.Error() + " after " + strconv.Itoa(e.attempts) + " attempts: " + e.last.Error()
+}
+
+func (e *gaveUpError) Unwrap() []error { return []error{ErrGaveUp, e.last} }

@@ -1,0 +1,343 @@
+package consumer
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/networkcluster/networkcluster/compress"
+	"github.com/networkcluster/networkcluster/frame"
+)
+
+// Defaults of [Options] and [Reconnect]; a zero field takes these.
+const (
+	DefaultPort           = 8080
+	DefaultPath           = "/connect"
+	DefaultHost           = "localhost"
+	DefaultDialTimeout    = 10 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultCloseTimeout   = time.Second
+	DefaultMaxPayload     = 16 << 20
+	DefaultReadBufferSize = 4 << 10
+	DefaultInterval       = time.Second
+	DefaultMaxAttempts    = 10
+	DefaultJitter         = 0.2
+	DefaultMaxInterval    = 30 * time.Second
+
+	// MinReadBufferSize is the smallest accepted ReadBufferSize: a control
+	// frame (at most 2+125 bytes on the wire from a server) always fits.
+	MinReadBufferSize = 256
+)
+
+// Options configures a [Consumer]. The zero value of every field means its
+// default, stated on the field. [New] validates the options once and keeps a
+// copy: changing the struct (or the maps it holds) afterwards has no effect.
+//
+// The Node network-cluster names are given in brackets.
+type Options struct {
+	// Host is the Provider's host name or IP address [host]. Default
+	// "localhost".
+	Host string
+	// Port is the Provider's port [port]. Default 8080.
+	Port int
+	// Path is the upgrade path; it must start with "/" [path]. Default
+	// "/connect".
+	Path string
+
+	// TLS dials wss:// instead of ws:// [ssl]. Setting TLSConfig turns it
+	// on too. Default off.
+	TLS bool
+	// TLSConfig configures the TLS client; nil means the crypto/tls
+	// defaults. When its ServerName is empty, Host is used. Default nil.
+	TLSConfig *tls.Config
+
+	// Parameters are sent as URL query parameters of the upgrade request
+	// [parameters]; keys and values are escaped. The Provider's auth
+	// compares them. Default none.
+	Parameters map[string]string
+	// Header holds extra request headers for the upgrade request, for
+	// credentials that should not appear in a URL (and so in access logs).
+	// The handshake's own headers (Host, Upgrade, Connection,
+	// Sec-WebSocket-*) may not be set here. Default none.
+	Header http.Header
+
+	// Reconnect is the reconnect policy [reconnect]. Its zero value is the
+	// Node policy (1 s interval, 10 attempts) plus ±20 % jitter.
+	Reconnect Reconnect
+
+	// DialTimeout bounds one connection attempt: TCP connect, TLS and the
+	// upgrade handshake. Default 10 s.
+	DialTimeout time.Duration
+	// WriteTimeout bounds one send: a frame that the kernel has not taken
+	// within it (the Provider stopped reading) fails the send with an error
+	// and drops the connection, which is then reconnected. Default 10 s.
+	WriteTimeout time.Duration
+	// CloseTimeout bounds the wait for the Provider's side of the close
+	// handshake (its close frame, then the end of TCP) before the TCP
+	// connection is dropped. Default 1 s.
+	CloseTimeout time.Duration
+
+	// MaxPayload is the largest inbound message, in bytes, after
+	// decompression; a larger one fails the connection with close code 1009.
+	// Default 16 MiB: Provider-to-Consumer messages carry work items, so
+	// the bound is larger than the Provider's 32 KiB inbound default, yet
+	// it keeps a misbehaving Provider from making each of thousands of
+	// Consumers in one process hold 100 MiB (the ws client's default). It
+	// matches the load test's largest message.
+	MaxPayload int64
+	// ReadBufferSize is the read buffer each connection keeps, in bytes
+	// (at least 256). Frames that do not fit are read into a pooled buffer
+	// sized to the message, which goes back to the pool once the message
+	// has been handled. Default 4 KiB.
+	ReadBufferSize int
+
+	// Compressor is the permessage-deflate preset (RFC 7692) offered to
+	// the Provider [the Provider's compressor option]. Default
+	// compress.Disabled: no offer.
+	Compressor compress.Preset
+	// CompressThreshold is the smallest outbound message that is
+	// compressed when permessage-deflate was negotiated; smaller messages go
+	// out uncompressed. Default compress.DefaultThreshold.
+	CompressThreshold int
+
+	// Logger receives debug and warning records about connection attempts
+	// and losses [set_debug_logger]. Default nil: no logging.
+	Logger *slog.Logger
+	// OnError receives errors that no call returns: failed connection
+	// attempts, protocol violations by the Provider, heartbeat cutoffs
+	// [set_error_handler]. Default nil.
+	OnError func(err error)
+
+	// OnOpen is called after each successful connection [open].
+	OnOpen func()
+	// OnDisconnect is called after each loss of an open connection, with
+	// the close code and reason [disconnect]: those of the close frame the
+	// Provider sent, the code this side sent after a protocol violation
+	// (1002, 1007, 1009), or 1006 when TCP ended without a close frame or
+	// the heartbeat cutoff dropped it.
+	OnDisconnect func(code frame.CloseCode, reason string)
+	// OnMessage is called for each text or binary message, in order
+	// [message]. m.Data is only valid until OnMessage returns.
+	OnMessage func(m Message)
+	// OnClose is called exactly once, when the Consumer stops for good
+	// [close]: 1000 after Close, 1006 after Destroy or when the reconnect
+	// policy gave up (the reason is then the last error).
+	OnClose func(code frame.CloseCode, reason string)
+}
+
+// Reconnect is the reconnect policy. The zero value is the default.
+//
+// After a loss, the Consumer waits Interval, then dials; each failed attempt
+// waits again before the next. The n-th consecutive wait (n from 0) is
+// Interval × Backoff^n, capped at MaxInterval, then jittered: drawn
+// uniformly from [w·(1−Jitter), w·(1+Jitter)]. The count of failed attempts
+// resets on each successful open.
+type Reconnect struct {
+	// Interval is the base wait before a reconnect attempt [interval].
+	// Default 1 s.
+	Interval time.Duration
+	// MaxAttempts is the number of consecutive failed connection attempts
+	// (the first Connect included) after which the Consumer gives up and
+	// closes [max_attempts]. Negative: never give up. Default 10.
+	MaxAttempts int
+	// Jitter is the fraction of each wait that is randomised, in (0, 1].
+	// Default 0.2: ±20 %, so 10 000 Consumers that lost their Provider at
+	// the same instant return spread over 0.4 s instead of within one
+	// millisecond, while the mean wait stays Interval.
+	Jitter float64
+	// NoJitter turns jitter off: every wait is exact. Default false.
+	NoJitter bool
+	// Backoff is the factor applied to the wait after each consecutive
+	// failed attempt; 0 or 1 keeps the interval fixed (the Node policy).
+	// Must be 0 or at least 1. Default 0.
+	Backoff float64
+	// MaxInterval caps the wait that Backoff grows. Default 30 s.
+	MaxInterval time.Duration
+}
+
+// Message is one inbound text or binary message.
+type Message struct {
+	// Binary is true for a binary message, false for text (valid UTF-8).
+	Binary bool
+	// Data is the payload. It is only valid until the OnMessage handler
+	// returns (the buffer is reused): copy it to keep it.
+	Data []byte
+}
+
+// Text returns a copy of the payload as a string.
+func (m Message) Text() string { return string(m.Data) }
+
+// config is the validated, defaulted copy of Options a Consumer uses.
+type config struct {
+	Options
+	url      string
+	useTLS   bool
+	header   http.Header
+	compress compress.Preset
+}
+
+// reservedHeaders may not be set through Options.Header: the handshake
+// writes them itself.
+var reservedHeaders = [...]string{
+	"Host", "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version",
+	"Sec-Websocket-Extensions", "Sec-Websocket-Protocol", "Sec-Websocket-Accept",
+	"Content-Length", "Transfer-Encoding",
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)
+}
+
+// normalize validates o and returns it with defaults filled in.
+func normalize(o Options) (*config, error) {
+	c := &config{Options: o}
+	if c.Host == "" {
+		c.Host = DefaultHost
+	}
+	if strings.ContainsAny(c.Host, "/?#@ \t\r\n") {
+		return nil, invalid("host %q", c.Host)
+	}
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return nil, invalid("port %d out of range 1..65535", c.Port)
+	}
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if c.Path[0] != '/' || strings.ContainsAny(c.Path, "?# \t\r\n") {
+		return nil, invalid("path %q must start with / and hold no query, fragment or space", c.Path)
+	}
+	c.useTLS = c.TLS || c.TLSConfig != nil
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.DialTimeout < 0 || c.WriteTimeout < 0 || c.CloseTimeout < 0 {
+		return nil, invalid("negative timeout")
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = DefaultMaxPayload
+	}
+	if c.MaxPayload < 0 || c.MaxPayload > 1<<40 {
+		return nil, invalid("MaxPayload %d out of range", c.MaxPayload)
+	}
+	if c.ReadBufferSize == 0 {
+		c.ReadBufferSize = DefaultReadBufferSize
+	}
+	if c.ReadBufferSize < MinReadBufferSize || c.ReadBufferSize > 1<<24 {
+		return nil, invalid("ReadBufferSize %d out of range %d..16 MiB", c.ReadBufferSize, MinReadBufferSize)
+	}
+	if err := c.Compressor.Validate(); err != nil {
+		return nil, invalid("Compressor: %v", err)
+	}
+	c.compress = c.Compressor
+	if c.CompressThreshold == 0 {
+		c.CompressThreshold = compress.DefaultThreshold
+	}
+	if c.CompressThreshold < 0 {
+		return nil, invalid("negative CompressThreshold")
+	}
+
+	r := &c.Reconnect
+	if r.Interval == 0 {
+		r.Interval = DefaultInterval
+	}
+	if r.Interval < 0 {
+		return nil, invalid("negative Reconnect.Interval")
+	}
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = DefaultMaxAttempts
+	}
+	if r.Jitter == 0 {
+		r.Jitter = DefaultJitter
+	}
+	if r.Jitter < 0 || r.Jitter > 1 || r.Jitter != r.Jitter {
+		return nil, invalid("Reconnect.Jitter %v out of range (0, 1]", r.Jitter)
+	}
+	if r.NoJitter {
+		r.Jitter = 0
+	}
+	if r.Backoff == 0 {
+		r.Backoff = 1
+	}
+	if r.Backoff < 1 || r.Backoff > 1e3 || r.Backoff != r.Backoff {
+		return nil, invalid("Reconnect.Backoff %v must be 0 or in [1, 1000]", r.Backoff)
+	}
+	if r.MaxInterval == 0 {
+		r.MaxInterval = DefaultMaxInterval
+	}
+	if r.MaxInterval < r.Interval {
+		r.MaxInterval = r.Interval
+	}
+
+	c.header = make(http.Header, len(o.Header))
+	for k, vs := range o.Header {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if !validHeaderName(ck) {
+			return nil, invalid("header name %q", k)
+		}
+		for _, r := range reservedHeaders {
+			if ck == r {
+				return nil, invalid("header %q is set by the handshake", k)
+			}
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return nil, invalid("header %q holds a line break", k)
+			}
+		}
+		c.header[ck] = append([]string(nil), vs...)
+	}
+	if c.TLSConfig != nil {
+		c.TLSConfig = c.TLSConfig.Clone()
+	}
+
+	scheme := "ws"
+	if c.useTLS {
+		scheme = "wss"
+	}
+	u := url.URL{
+		Scheme: scheme,
+		Host:   net.JoinHostPort(strings.Trim(c.Host, "[]"), strconv.Itoa(c.Port)),
+		Path:   c.Path,
+	}
+	if len(o.Parameters) > 0 {
+		q := make(url.Values, len(o.Parameters))
+		for k, v := range o.Parameters {
+			q.Set(k, v)
+		}
+		u.RawQuery = q.Encode()
+	}
+	c.url = u.String()
+	if _, err := url.ParseRequestURI(c.url); err != nil {
+		return nil, invalid("URL %q: %v", c.url, err)
+	}
+	return c, nil
+}
+
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		b := k[i]
+		if b <= ' ' || b >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", b) >= 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,13 @@
+module github.com/networkcluster/networkcluster/interop
+
+go 1.26
+
+require github.com/networkcluster/networkcluster v0.0.0
+
+require (
+	github.com/gobwas/httphead v0.1.0 // indirect
+	github.com/gobwas/ws v1.5.0 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+)
+
+replace github.com/networkcluster/networkcluster => ../
