@@ -1,0 +1,566 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/networkcluster/networkcluster/frame"
+)
+
+// Conn is one accepted connection. All its methods are safe for concurrent
+// use, from handlers or any other goroutine, and any number of times.
+//
+// When idle it holds no buffer of its own: carried-over input lives in a
+// pooled buffer only while some is pending, and the outbound queue holds
+// pooled chunks only while bytes are queued. On the netpoll engine it holds
+// no goroutine either.
+type Conn struct {
+	p  *Poller
+	nc netpoll.Connection // netpoll engine; nil for Serve
+	sc net.Conn           // Serve engine; nil for netpoll
+	fd int                // netpoll engine: the socket, valid while !closed
+
+	slot, gen uint32 // registry slot; write-readiness events carry both
+
+	ctxv atomic.Pointer[any]
+
+	// mu guards everything below. wmu is held across each direct write on
+	// fd, and taken by the close callback, so that netpoll (which closes fd
+	// once its close callbacks return) never closes fd under a write.
+	mu  sync.Mutex
+	wmu sync.Mutex
+
+	q frame.Queue
+
+	// Carried-over input: inN bytes at the start of in.b. While a dispatch
+	// runs, in belongs to the dispatching goroutine and new input collects
+	// in inq instead.
+	in         *buffer
+	inN        int
+	inq        *buffer
+	inqN       int
+	maxPending int
+
+	cause     error         // why it closed, for OnClose
+	timer     *time.Timer   // CloseAfterFlush's deadline
+	flushSig  chan struct{} // Serve engine: wakes the flusher goroutine
+	flusherUp bool          // Serve engine: the flusher goroutine runs
+
+	opened        bool // OnOpen was called (so OnClose will be)
+	tracked       bool // registered with the Poller
+	closed        bool // no more writes; the transport is closed or closing
+	closeAfter    bool // CloseAfterFlush was called
+	lingering     bool // our write side is shut down; waiting for the peer
+	flushing      bool // a flush owns the queue (running, or waiting for writability)
+	writing       bool // the flusher is writing slices of the queue outside mu
+	armed         bool // waiting for write readiness (netpoll engine)
+	wreg          bool // fd is registered with the write-readiness epoll
+	dispatching   bool // OnOpen or OnData is running (or about to)
+	wakeAgain     bool // Wake was called during a dispatch
+	transportDone bool // netpoll's close callback ran / the reader exited
+	finished      bool // OnClose has been scheduled
+}
+
+// connCtx is a Conn seen as the context.Context netpoll carries for it, so
+// that the netpoll callbacks find their Conn without an allocation.
+type connCtx Conn
+
+func (*connCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*connCtx) Done() <-chan struct{}       { return nil }
+func (*connCtx) Err() error                  { return nil }
+func (*connCtx) Value(any) any               { return nil }
+
+func connOf(ctx context.Context) *Conn {
+	cc, _ := ctx.(*connCtx)
+	return (*Conn)(cc)
+}
+
+func newConn(p *Poller) *Conn {
+	c := &Conn{p: p, maxPending: p.o.MaxPending}
+	c.q.SetLimit(p.o.MaxBuffered)
+	return c
+}
+
+// SetContext stores v, the caller's per-connection state; [Conn.Context]
+// returns it. Safe for concurrent use.
+func (c *Conn) SetContext(v any) { c.ctxv.Store(&v) }
+
+// Context returns the value last given to [Conn.SetContext], or nil.
+func (c *Conn) Context() any {
+	if v := c.ctxv.Load(); v != nil {
+		return *v
+	}
+	return nil
+}
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.nc != nil {
+		return c.nc.RemoteAddr()
+	}
+	return c.sc.RemoteAddr()
+}
+
+// SetMaxPending sets the cap on carried-over unconsumed input (for
+// example the handshake size while upgrading, the largest frame after);
+// n <= 0 restores [Options.MaxPending]. It applies from the next OnData.
+func (c *Conn) SetMaxPending(n int) {
+	if n <= 0 {
+		n = c.p.o.MaxPending
+	}
+	c.mu.Lock()
+	c.maxPending = n
+	c.mu.Unlock()
+}
+
+// SetMaxBuffered sets the outbound limit in bytes (the maximum
+// backpressure; see [frame.Queue.SetLimit]); 0 removes it. Bytes already
+// queued stay queued.
+func (c *Conn) SetMaxBuffered(n int) {
+	c.mu.Lock()
+	c.q.SetLimit(n)
+	c.mu.Unlock()
+}
+
+// Buffered returns the bytes queued and not yet handed to the kernel,
+// including those of a write in progress.
+func (c *Conn) Buffered() int {
+	c.mu.Lock()
+	n := c.q.Len()
+	c.mu.Unlock()
+	return n
+}
+
+// Write queues a copy of a followed by b (a frame header and its payload,
+// say; either may be empty); neither is retained. It does not flush: see
+// [Conn.Flush]. force ignores the outbound limit (for control frames). It
+// returns [ErrClosed] once the connection is closed or closing, and
+// [ErrBackpressure] (nothing queued) when the bytes do not fit the limit. A
+// message larger than the limit is still accepted by an empty queue.
+func (c *Conn) Write(a, b []byte, force bool) error {
+	c.mu.Lock()
+	if c.closed || c.closeAfter {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	err := c.q.Append(a, b, force)
+	c.mu.Unlock()
+	if err != nil {
+		return ErrBackpressure
+	}
+	return nil
+}
+
+// WriteShared queues b without copying it: b is retained until written and
+// must not be modified meanwhile (an encode-once frame queued on many
+// connections). Otherwise as [Conn.Write].
+func (c *Conn) WriteShared(b []byte, force bool) error {
+	c.mu.Lock()
+	if c.closed || c.closeAfter {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	err := c.q.AppendShared(b, force)
+	c.mu.Unlock()
+	if err != nil {
+		return ErrBackpressure
+	}
+	return nil
+}
+
+// Flush starts writing what is queued and returns at once, without a
+// system call: it hands the connection to a flusher. On the netpoll engine
+// that is one of a few process-wide flusher goroutines, which write what
+// the socket takes without blocking and leave the rest to the Poller's
+// write-readiness loop; on the Serve engine it is the connection's own
+// flusher goroutine. Frames queued before the flusher gets to the
+// connection go out in the same vectored write, so flushing after every
+// frame of a broadcast costs little.
+// While OnOpen or OnData runs for the connection, Flush defers to the flush
+// made when the handler returns.
+func (c *Conn) Flush() {
+	c.mu.Lock()
+	if c.closed || c.flushing || c.dispatching || c.q.Len() == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.flushing = true
+	if c.nc != nil {
+		c.mu.Unlock()
+		flushers.push(c)
+		return
+	}
+	c.kickFlusherLocked()
+}
+
+// flushLocked runs or starts the flush that the caller made c.flushing
+// for; called with c.mu held, it returns with c.mu released.
+func (c *Conn) flushLocked() {
+	if c.nc != nil {
+		c.directFlushLocked()
+		return
+	}
+	c.kickFlusherLocked()
+}
+
+// Wake schedules an OnData call with the pending input even though no new
+// bytes arrived (for example once a blocking step the handler waited for is
+// done). During a dispatch it asks for one more call when the current one
+// returns. It does nothing on a closed connection.
+func (c *Conn) Wake() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.dispatching {
+		c.wakeAgain = true
+		c.mu.Unlock()
+		return
+	}
+	c.dispatching = true
+	c.mu.Unlock()
+	workers.run(c.wakeTask)
+}
+
+func (c *Conn) wakeTask() {
+	c.mu.Lock()
+	var buf []byte
+	if c.in != nil {
+		buf = c.in.b[:c.inN]
+	}
+	c.mu.Unlock()
+	c.dispatch(buf, true, false)
+}
+
+// Close closes the connection at once: queued bytes are dropped and every
+// later write fails with [ErrClosed]. err is given to OnClose (nil is
+// fine). It returns [ErrClosed] if the connection was already closed.
+func (c *Conn) Close(err error) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.markClosedLocked(err)
+	c.mu.Unlock()
+	c.closeTransport()
+	return nil
+}
+
+// CloseAfterFlush closes the connection once everything queued has been
+// written: it refuses further writes ([ErrClosed]), flushes, then shuts
+// down the write side (the peer reads EOF after the last byte) and closes
+// when the peer closes too, or at timeout, whichever is first (timeout <= 0
+// means [DefaultCloseTimeout]). Input that arrives meanwhile is still given
+// to OnData. OnClose gets nil, or [ErrFlushTimeout] if queued bytes were
+// still unsent at the timeout. Use it after queueing a close frame or a
+// final HTTP response.
+func (c *Conn) CloseAfterFlush(timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = DefaultCloseTimeout
+	}
+	c.mu.Lock()
+	if c.closed || c.closeAfter {
+		c.mu.Unlock()
+		return
+	}
+	c.closeAfter = true
+	c.timer = time.AfterFunc(timeout, c.closeTimeout)
+	switch {
+	case c.flushing || c.dispatching:
+		// The flush in progress, or the one after the handler returns,
+		// finishes the job.
+		c.mu.Unlock()
+	case c.q.Len() > 0:
+		c.flushing = true
+		c.flushLocked()
+	default:
+		c.lingerLocked()
+	}
+}
+
+func (c *Conn) closeTimeout() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	var err error
+	if c.q.Len() > 0 {
+		err = ErrFlushTimeout
+	}
+	c.markClosedLocked(err)
+	c.mu.Unlock()
+	c.closeTransport()
+}
+
+// drainedLocked is called by a flusher that emptied the queue, with c.mu
+// held; it returns with c.mu released.
+func (c *Conn) drainedLocked() {
+	c.flushing = false
+	if c.closeAfter && !c.lingering && !c.closed {
+		c.lingerLocked()
+		return
+	}
+	c.mu.Unlock()
+}
+
+// lingerLocked shuts down the write side of a CloseAfterFlush connection
+// whose queue is empty; called with c.mu held, returns with it released.
+func (c *Conn) lingerLocked() {
+	c.lingering = true
+	if c.nc != nil {
+		err := shutdownWrite(c.fd) // fd is open: !closed, and we hold mu
+		if err == nil {
+			c.mu.Unlock()
+			return
+		}
+		c.markClosedLocked(nil)
+		c.mu.Unlock()
+		c.closeTransport()
+		return
+	}
+	c.mu.Unlock()
+	if cw, ok := c.sc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		return
+	}
+	_ = c.Close(nil)
+}
+
+// markClosedLocked records the close; called with c.mu held, by the first
+// closer only. The caller then closes the transport (outside mu).
+func (c *Conn) markClosedLocked(err error) {
+	c.closed = true
+	c.cause = err
+	if !c.writing {
+		// No flusher holds slices of the queue: drop it now. Otherwise the
+		// flusher drops it when its write returns.
+		c.q.Reset()
+		c.flushing = false
+		c.armed = false
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.flushSig != nil {
+		select {
+		case c.flushSig <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *Conn) closeTransport() {
+	if c.nc != nil {
+		_ = c.nc.Close()
+		return
+	}
+	_ = c.sc.Close()
+}
+
+// peerClosedLocked records a close that came from the transport (the peer
+// closed or reset, or a read failed), if nothing closed c before.
+func (c *Conn) peerClosedLocked(err error) {
+	if c.closed {
+		return
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.EOF
+		if c.closeAfter && c.q.Len() == 0 {
+			err = nil // the close we asked for
+		}
+	}
+	c.markClosedLocked(err)
+}
+
+// finishLocked reports whether OnClose is due now (the connection is
+// closed, its transport is done and no handler runs), marking it so that
+// it is due only once.
+func (c *Conn) finishLocked() bool {
+	if c.closed && c.transportDone && !c.dispatching && !c.finished {
+		c.finished = true
+		return true
+	}
+	return false
+}
+
+// fireClose calls OnClose and releases the connection.
+func (c *Conn) fireClose() {
+	if c.opened {
+		c.p.h.OnClose(c, c.cause)
+	}
+	c.mu.Lock()
+	putBuffer(c.in)
+	putBuffer(c.inq)
+	c.in, c.inN, c.inq, c.inqN = nil, 0, nil, 0
+	c.mu.Unlock()
+	if c.tracked {
+		c.p.unregister(c)
+	}
+}
+
+// open calls OnOpen (as a dispatch, so that OnClose cannot overtake it)
+// and reports false if the connection was closed before it could open.
+func (c *Conn) open() bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.opened = true
+	c.dispatching = true
+	c.mu.Unlock()
+	c.dispatch(nil, false, true)
+	return true
+}
+
+// deliver hands newly read bytes to the handler. in belongs to the
+// transport and is valid only during the call.
+func (c *Conn) deliver(in []byte) {
+	if len(in) == 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.dispatching {
+		// A Wake's OnData is running: park the bytes for its next round.
+		if c.inqN+len(in) > c.maxPending {
+			c.markClosedLocked(ErrPendingLimit)
+			c.mu.Unlock()
+			c.closeTransport()
+			return
+		}
+		c.inq = appendBuffer(c.inq, c.inqN, in)
+		c.inqN += len(in)
+		c.mu.Unlock()
+		return
+	}
+	c.dispatching = true
+	if c.inN == 0 {
+		c.mu.Unlock()
+		c.dispatch(in, false, false) // zero-copy: nothing carried over
+		return
+	}
+	c.in = appendBuffer(c.in, c.inN, in)
+	c.inN += len(in)
+	buf := c.in.b[:c.inN]
+	c.mu.Unlock()
+	c.dispatch(buf, true, false)
+}
+
+// appendBuffer copies p after the first n bytes of b, moving to a larger
+// pooled buffer when needed, and returns the buffer to use.
+func appendBuffer(b *buffer, n int, p []byte) *buffer {
+	if b == nil || len(b.b)-n < len(p) {
+		nb := getBuffer(n + len(p))
+		if b != nil {
+			copy(nb.b, b.b[:n])
+			putBuffer(b)
+		}
+		b = nb
+	}
+	copy(b.b[n:], p)
+	return b
+}
+
+// dispatch runs the handler for a connection whose c.dispatching the
+// caller set: OnOpen if open, else OnData(buf). It keeps calling OnData
+// while input arrived or Wake was called meanwhile, keeps the unconsumed
+// tail, then flushes what the handler queued and calls OnClose if the
+// connection closed meanwhile. fromPend says buf is c.in's bytes;
+// otherwise it is the transport's, valid only during the call.
+func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
+	h := c.p.h
+	closeNow := false
+	for {
+		if open {
+			h.OnOpen(c)
+			open = false
+			c.mu.Lock()
+		} else {
+			n := h.OnData(c, buf)
+			c.mu.Lock()
+			if !c.closed {
+				switch rest := len(buf) - n; {
+				case n < 0 || rest < 0:
+					c.markClosedLocked(ErrBadConsume)
+					closeNow = true
+				case rest > c.maxPending:
+					c.markClosedLocked(ErrPendingLimit)
+					closeNow = true
+				default:
+					c.keepLocked(buf[n:], fromPend)
+				}
+			}
+		}
+		if c.closed {
+			break
+		}
+		if c.inqN > 0 {
+			c.in = appendBuffer(c.in, c.inN, c.inq.b[:c.inqN])
+			c.inN += c.inqN
+			putBuffer(c.inq)
+			c.inq, c.inqN = nil, 0
+		} else if !c.wakeAgain {
+			break
+		}
+		c.wakeAgain = false
+		buf, fromPend = nil, true
+		if c.in != nil {
+			buf = c.in.b[:c.inN]
+		}
+		c.mu.Unlock()
+	}
+	c.dispatching = false
+	c.wakeAgain = false
+	if c.closed {
+		putBuffer(c.in)
+		putBuffer(c.inq)
+		c.in, c.inN, c.inq, c.inqN = nil, 0, nil, 0
+	}
+	fire := c.finishLocked()
+	switch {
+	case c.closed || c.flushing:
+		c.mu.Unlock()
+	case c.q.Len() > 0:
+		c.flushing = true
+		c.flushLocked()
+	case c.closeAfter && !c.lingering:
+		c.lingerLocked()
+	default:
+		c.mu.Unlock()
+	}
+	if closeNow {
+		c.closeTransport()
+	}
+	if fire {
+		c.fireClose()
+	}
+}
+
+// keepLocked keeps rest, the unconsumed tail of the input OnData saw, as
+// the carried-over input. fromPend says rest lies in c.in.
+func (c *Conn) keepLocked(rest []byte, fromPend bool) {
+	switch {
+	case len(rest) == 0:
+		putBuffer(c.in)
+		c.in, c.inN = nil, 0
+	case fromPend:
+		c.inN = copy(c.in.b, rest)
+	default:
+		// c.in is nil: a dispatch of transport bytes starts with nothing
+		// carried over.
+		c.in = getBuffer(len(rest))
+		c.inN = copy(c.in.b, rest)
+	}
+}

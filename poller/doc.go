@@ -1,0 +1,53 @@
+// Package poller moves bytes between a server and thousands of TCP
+// connections with few goroutines. It knows nothing of WebSocket: a
+// [Handler] is given each connection's input as one contiguous slice and
+// says how many bytes it consumed; the rest is carried over to the next
+// call. Output goes through a per-connection, byte-accounted queue
+// ([frame.Queue]) with a single flusher, so writes are safe from any
+// goroutine and never block on a slow peer.
+//
+// # Two engines, one contract
+//
+// [Listen] serves with cloudwego/netpoll (Linux): a few epoll loops accept
+// and read, handlers run on a small bounded worker pool, and an idle
+// connection holds no goroutine and no buffer of ours. Writes go straight
+// to the socket with a non-blocking sendmsg: what a handler queued, from
+// the handler's goroutine when it returns; what [Conn.Flush] asks for, from
+// a few process-wide flusher goroutines, so that a publisher makes no
+// system call per connection and frames queued meanwhile share one write.
+// When a socket is full, the remainder waits for write readiness on the
+// Poller's own epoll instance (one goroutine per Poller), so a slow peer
+// parks nothing and blocks nobody. netpoll's own writer is never used (its
+// Flush blocks until the peer has read everything, and it panics after a
+// close). On other systems Listen falls back to the second engine.
+//
+// [Serve] takes any [net.Listener] (for wss, a [crypto/tls] listener,
+// since netpoll has no TLS): one reader goroutine per connection, plus one
+// flusher goroutine per connection while it has something to write.
+//
+// Both engines give the same [Conn] and the same order of callbacks:
+//
+//	accept ─► OnOpen ─► OnData* ─► OnClose
+//	           │          ▲   │
+//	           │   Wake ──┘   └─ writes made here are flushed when it returns
+//	           └─ exactly once each; never two at a time for one connection;
+//	              OnClose after the last OnData has returned
+//
+// Handlers must not block for long: on the netpoll engine they share
+// [Options.Workers] goroutines with every other connection of the process.
+// A handler that panics crashes the process (panics are not recovered).
+//
+// # Process-wide settings
+//
+// netpoll is configured once per process: the number of poll loops, its
+// buffer size and the worker pool are taken from the first [Listen] (see
+// [Options]). The package keeps that record, the worker pool, the flush
+// queue and the buffer pools at package level; nothing else.
+//
+// # Byte ownership
+//
+// The input slice given to [Handler.OnData] is only valid until OnData
+// returns. [Conn.Write] copies its arguments before returning;
+// [Conn.WriteShared] keeps its slice until the bytes are written, and the
+// caller must not modify it meanwhile.
+package poller
