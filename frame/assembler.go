@@ -102,6 +102,15 @@ func (a *Assembler) Begin(h Header) error {
 	return nil
 }
 
+// Check returns the error [Assembler.Begin] would return for h, without
+// changing the state. A receiver calls it as soon as a header is parsed,
+// before the frame's payload has arrived, so that a frame taking its message
+// over the limit is refused before its payload is buffered.
+func (a *Assembler) Check(h Header) error {
+	b := *a
+	return b.Begin(h)
+}
+
 // Payload feeds unmasked payload bytes of the current frame, in order and in
 // any number of pieces. For an uncompressed text message it validates UTF-8
 // incrementally and returns CloseInvalidPayload (1007) at the piece holding

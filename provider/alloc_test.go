@@ -1,0 +1,106 @@
+package provider
+
+import (
+	"testing"
+
+	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/wstest"
+)
+
+// openConn starts a Provider and returns its side of one open connection
+// and the client.
+func openConn(t testing.TB, o Options) (*Provider, *Connection, *wstest.Client) {
+	t.Helper()
+	p, e, addr := start(t, o)
+	c := dial(t, addr, "/connect")
+	e.wait(t, "open", func(e *events) bool { return len(e.opened) == 1 })
+	return p, e.opened[0], c
+}
+
+// TestAllocsReceive guards the receive-and-dispatch path: parsing, unmasking,
+// validating and delivering a message allocates nothing.
+func TestAllocsReceive(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	delivered := 0
+	o := Options{OnMessage: func(c *Connection, m Message) { delivered++ }}
+	_, conn, _ := openConn(t, o)
+	one := wstest.Frame(true, frame.OpText, 0, []byte("hello, provider: a small text message"))
+	frag := append(wstest.Frame(false, frame.OpBinary, 0, make([]byte, 300)),
+		wstest.Frame(true, frame.OpContinuation, 0, make([]byte, 200))...)
+	in := make([]byte, 0, 1024)
+	for name, stream := range map[string][]byte{"single": one, "fragmented": frag} {
+		// The handler unmasks in place, so feed a fresh copy each run.
+		allocs := testing.AllocsPerRun(1000, func() {
+			in = append(in[:0], stream...)
+			if n := conn.onFrames(in); n != len(in) {
+				t.Fatalf("consumed %d of %d", n, len(in))
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocations per message", name, allocs)
+		}
+	}
+	if delivered == 0 {
+		t.Fatal("nothing delivered")
+	}
+}
+
+// TestAllocsSend guards the send path: framing and queueing a message
+// allocates nothing.
+func TestAllocsSend(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	_, conn, client := openConn(t, Options{})
+	go func() { // keep reading so the queue drains
+		for {
+			if _, _, err := client.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+	msg := []byte("a message for the consumer")
+	for name, f := range map[string]func(){
+		"SendBinary": func() { _ = conn.SendBinary(msg) },
+		"SendText":   func() { _ = conn.SendText(msg) },
+		"Send":       func() { _ = conn.Send("a string message") },
+	} {
+		if allocs := testing.AllocsPerRun(1000, f); allocs != 0 {
+			t.Errorf("%s: %.1f allocations per message", name, allocs)
+		}
+	}
+}
+
+func BenchmarkReceive(b *testing.B) {
+	o := Options{OnMessage: func(c *Connection, m Message) {}}
+	_, conn, _ := openConn(b, o)
+	stream := wstest.Frame(true, frame.OpText, 0, make([]byte, 64))
+	in := make([]byte, len(stream))
+	b.ReportAllocs()
+	b.SetBytes(64)
+	for b.Loop() {
+		copy(in, stream)
+		conn.onFrames(in)
+	}
+}
+
+func BenchmarkSend(b *testing.B) {
+	_, conn, client := openConn(b, Options{MaxBackpressure: 64 << 20})
+	go func() {
+		for {
+			if _, err := client.R.Discard(1 << 16); err != nil {
+				return
+			}
+		}
+	}()
+	msg := make([]byte, 64)
+	b.ReportAllocs()
+	b.SetBytes(64)
+	for b.Loop() {
+		if err := conn.SendBinary(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

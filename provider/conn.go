@@ -1,0 +1,632 @@
+package provider
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/networkcluster/networkcluster/compress"
+	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/proto"
+	"github.com/networkcluster/networkcluster/poller"
+)
+
+// State is the life-cycle state of a connection.
+type State uint32
+
+// Connection states, in order. A connection moves only forward.
+const (
+	StateHandshake State = iota // reading the upgrade request
+	StateAuth                   // the auth handler is running
+	StateOpen                   // upgraded: messages flow
+	StateClosing                // a close frame was sent or received
+	StateClosed                 // the TCP connection is closed
+)
+
+var stateNames = [...]string{"handshake", "auth", "open", "closing", "closed"}
+
+// String returns the state's name.
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", uint32(s))
+}
+
+// Connection is one Consumer's connection to the Provider.
+//
+// Its methods are safe for concurrent use by any number of goroutines. The
+// data-carrying callbacks for one connection (OnOpen, then OnMessage in
+// order, then OnClose) are never run concurrently with each other.
+type Connection struct {
+	p      *Provider
+	pc     *poller.Conn
+	id     string
+	ip     string
+	remote net.Addr
+	params url.Values
+	value  atomic.Value
+
+	state atomic.Uint32
+
+	// Read side: touched only by the goroutine running OnData for this
+	// connection (the poller never runs two at once for one connection).
+	peerClosed bool // the peer's close frame was received: input is discarded
+	failed     bool // the connection was failed (RFC 6455 §7.1.7): input is discarded
+	asm        frame.Assembler
+	msg        *msgBuf // fragments of the message being assembled (pooled)
+	inflater   *compress.Decompressor
+	parse      frame.ParseOptions
+
+	// Write side.
+	sendMu     sync.Mutex // orders compress+queue when a compressor keeps context
+	deflater   *compress.Compressor
+	deflate    bool // permessage-deflate negotiated
+	fullWindow bool // the peer accepts back-references of 32 KiB (15 bits)
+	zcontext   bool // deflater keeps context: what it compresses must be sent
+
+	// Heartbeat: the timer goroutine and the read side.
+	awaiting atomic.Bool  // a ping was sent and not answered
+	strikes  atomic.Int32 // intervals without an answer
+	lastPing atomic.Int64 // unix nanoseconds of the last answer (pong)
+
+	// Closing: the first close code and reason win.
+	closeMu     sync.Mutex
+	closeCode   CloseCode
+	closeReason string
+	deadline    atomic.Int64 // unix ns: handshake or closing deadline; 0 none
+	regIndex    int          // index in Provider.conns, under Provider.mu
+	topics      topicSet     // under Provider.topicMu
+}
+
+// ID returns the connection's unique id, a UUID v4 string.
+func (c *Connection) ID() string { return c.id }
+
+// IP returns the remote IP address, without the port.
+func (c *Connection) IP() string { return c.ip }
+
+// RemoteAddr returns the remote network address.
+func (c *Connection) RemoteAddr() net.Addr { return c.remote }
+
+// Parameters returns the decoded URL query parameters of the upgrade
+// request (required auth parameters and any other metadata). The map must
+// not be modified.
+func (c *Connection) Parameters() url.Values { return c.params }
+
+// Param returns the first value of the query parameter key, or "".
+func (c *Connection) Param(key string) string { return c.params.Get(key) }
+
+// LastPing returns when the connection last answered a heartbeat ping (the
+// time it opened until the first answer).
+func (c *Connection) LastPing() time.Time { return time.Unix(0, c.lastPing.Load()) }
+
+// Strikes returns how many heartbeat intervals in a row the connection has
+// let pass without answering.
+func (c *Connection) Strikes() int { return int(c.strikes.Load()) }
+
+// State returns the connection's current state.
+func (c *Connection) State() State { return State(c.state.Load()) }
+
+// Buffered returns the bytes queued for the connection and not yet taken by
+// the kernel: its backpressure.
+func (c *Connection) Buffered() int { return c.pc.Buffered() }
+
+// Compressed reports whether permessage-deflate was negotiated.
+func (c *Connection) Compressed() bool { return c.deflate }
+
+// SetValue attaches an application value to the connection; Value returns
+// it. Safe for concurrent use; v must always be of the same concrete type.
+func (c *Connection) SetValue(v any) { c.value.Store(v) }
+
+// Value returns the value set by SetValue, or nil.
+func (c *Connection) Value() any { return c.value.Load() }
+
+func (c *Connection) setState(s State) {
+	c.state.Store(uint32(s))
+	if f := c.p.o.OnStateChange; f != nil {
+		f(c, s)
+	}
+}
+
+// casState moves from one state to another, reporting whether it did.
+func (c *Connection) casState(from, to State) bool {
+	if !c.state.CompareAndSwap(uint32(from), uint32(to)) {
+		return false
+	}
+	if f := c.p.o.OnStateChange; f != nil {
+		f(c, to)
+	}
+	return true
+}
+
+func ipOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// --- sending ---
+
+// Send sends a text message. It returns nil once the message is queued for
+// the connection (it is then written without blocking the caller, in order
+// with the connection's other messages), or an error: ErrClosed (wrapped
+// with the close code) when the connection is not open, ErrBackpressure when
+// the queue is over MaxBackpressure (see Options.Backpressure),
+// ErrInvalidUTF8 for text that is not UTF-8. A message is never dropped
+// silently.
+func (c *Connection) Send(msg string) error {
+	return c.send(frame.OpText, unsafeBytes(msg), true)
+}
+
+// SendText is Send for a byte slice. p is not retained after it returns.
+func (c *Connection) SendText(p []byte) error { return c.send(frame.OpText, p, true) }
+
+// SendBinary sends a binary message. p is not retained after it returns.
+func (c *Connection) SendBinary(p []byte) error { return c.send(frame.OpBinary, p, true) }
+
+// SendOptions is SendText or SendBinary with per-message control of
+// compression: compress false sends the message uncompressed even when
+// permessage-deflate is on and it is above the threshold.
+func (c *Connection) SendOptions(binary, compress bool, p []byte) error {
+	op := frame.OpText
+	if binary {
+		op = frame.OpBinary
+	}
+	return c.send(op, p, compress)
+}
+
+func (c *Connection) send(op frame.Opcode, p []byte, mayCompress bool) error {
+	if State(c.state.Load()) != StateOpen {
+		return c.closedError()
+	}
+	if op == frame.OpText && !frame.ValidUTF8(p) {
+		return ErrInvalidUTF8
+	}
+	var err error
+	if c.deflate && mayCompress && c.p.shouldCompress(len(p)) {
+		err = c.sendCompressed(op, p)
+	} else {
+		var hb [frame.MaxHeaderSize]byte
+		hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Op: op, Length: int64(len(p))})
+		err = c.pc.Write(hdr, p, false)
+	}
+	return c.afterWrite(err, len(p))
+}
+
+func (c *Connection) sendCompressed(op frame.Opcode, p []byte) error {
+	buf := getScratch()
+	defer putScratch(buf)
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.zcontext && c.p.o.Backpressure == RefuseOnBackpressure {
+		// A compressor that keeps context must send what it compressed, so
+		// refuse before compressing: the frame is never larger than this.
+		if b := c.pc.Buffered(); b > 0 && b+len(p)+len(p)/1024+64 > c.p.o.MaxBackpressure {
+			return frame.ErrBackpressure
+		}
+	}
+	out, err := c.deflater.Compress((*buf)[:0], p)
+	if err != nil {
+		return err
+	}
+	*buf = out
+	var hb [frame.MaxHeaderSize]byte
+	hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Rsv: 4, Op: op, Length: int64(len(out))})
+	err = c.pc.Write(hdr, out, false)
+	if err != nil && c.zcontext && errors.Is(err, frame.ErrBackpressure) {
+		// Compressed but not sent: the peer's inflater and our compressor
+		// no longer agree, so the connection cannot go on.
+		return errContextLost
+	}
+	if err == nil {
+		c.p.stats.framesCompressed.Add(1)
+	}
+	return err
+}
+
+// afterWrite applies the backpressure policy to a write's error and starts
+// the flush of a successful one.
+func (c *Connection) afterWrite(err error, n int) error {
+	switch {
+	case err == nil:
+		c.pc.Flush()
+		c.p.stats.messagesOut.Add(1)
+		c.p.stats.bytesOut.Add(uint64(n))
+		return nil
+	case errors.Is(err, frame.ErrBackpressure):
+		return c.backpressure(err)
+	case errors.Is(err, poller.ErrClosed):
+		return c.closedError()
+	}
+	return err
+}
+
+// errContextLost: a message was compressed with context but could not be
+// queued, so the connection must close whatever the backpressure policy.
+var errContextLost = fmt.Errorf("%w (compression context lost)", frame.ErrBackpressure)
+
+// backpressure handles a send refused by the queue limit.
+func (c *Connection) backpressure(err error) error {
+	if c.p.o.Backpressure == RefuseOnBackpressure && err != errContextLost {
+		c.p.stats.backpressureRefusals.Add(1)
+		return fmt.Errorf("%w: %d bytes queued for connection %s (limit %d)",
+			ErrBackpressure, c.pc.Buffered(), c.id, c.p.o.MaxBackpressure)
+	}
+	c.p.stats.backpressureCloses.Add(1)
+	c.closeWith(ClosePolicyViolationBackpressure, reasonBackpressure)
+	return fmt.Errorf("%w: connection %s closed (%d bytes queued, limit %d)",
+		ErrBackpressure, c.id, c.pc.Buffered(), c.p.o.MaxBackpressure)
+}
+
+// ClosePolicyViolationBackpressure is the close code sent when the default
+// backpressure policy closes a connection; the reason is
+// "max backpressure exceeded".
+const ClosePolicyViolationBackpressure = frame.ClosePolicyViolation
+
+const reasonBackpressure = "max backpressure exceeded"
+
+func (c *Connection) closedError() error {
+	switch State(c.state.Load()) {
+	case StateHandshake, StateAuth:
+		return fmt.Errorf("%w: connection %s is not open yet", ErrClosed, c.id)
+	}
+	code, reason := c.closeStatus()
+	if code == 0 {
+		return fmt.Errorf("%w: connection %s", ErrClosed, c.id)
+	}
+	return fmt.Errorf("%w: connection %s: %w", ErrClosed, c.id, &CloseError{Code: code, Reason: reason})
+}
+
+// Close starts the closing handshake with code and reason (RFC 6455 §7):
+// queued messages are written first, then the close frame; the connection is
+// released when the Consumer answers or after Options.CloseTimeout. A code of
+// 0 means 1000 (normal). It returns an error for a code that may not be sent
+// (1005, 1006, 1015, ...). Calling Close again does nothing.
+func (c *Connection) Close(code CloseCode, reason string) error {
+	if code == 0 {
+		code = frame.CloseNormal
+	}
+	if !code.ValidOnWire() {
+		return fmt.Errorf("provider: close code %v may not be sent", code)
+	}
+	c.closeWith(code, reason)
+	return nil
+}
+
+// closeWith sends a close frame (once) and moves to closing; the connection
+// is released when the peer answers or at the close deadline.
+func (c *Connection) closeWith(code CloseCode, reason string) {
+	if !c.casState(StateOpen, StateClosing) {
+		return
+	}
+	c.recordClose(code, reason)
+	if c.writeClose(code, reason) {
+		c.pc.Flush()
+		c.p.armDeadline(c, c.p.o.CloseTimeout)
+	}
+}
+
+// writeClose queues a close frame; on failure it closes the connection.
+func (c *Connection) writeClose(code CloseCode, reason string) bool {
+	var buf [frame.MaxControlPayload]byte
+	payload := frame.AppendClose(buf[:0], code, reason)
+	var hb [frame.MaxHeaderSize]byte
+	hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Op: frame.OpClose, Length: int64(len(payload))})
+	if c.pc.Write(hdr, payload, true) != nil {
+		c.pc.Close(nil)
+		return false
+	}
+	return true
+}
+
+// recordClose keeps the first close code and reason of the connection.
+func (c *Connection) recordClose(code CloseCode, reason string) {
+	c.closeMu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode, c.closeReason = code, reason
+	}
+	c.closeMu.Unlock()
+}
+
+// closeStatus returns the recorded close code and reason (0 if none).
+func (c *Connection) closeStatus() (CloseCode, string) {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	return c.closeCode, c.closeReason
+}
+
+// fail fails the connection after a protocol violation (RFC 6455 §7.1.7):
+// it sends a close frame with the code err carries (1002 when it carries
+// none), reads nothing more, and closes once the frame is written and the
+// peer has closed its side, or after CloseTimeout.
+func (c *Connection) fail(err error) {
+	c.failed = true
+	if !c.casState(StateOpen, StateClosing) {
+		// Already closing: stop reading and end the wait for the peer.
+		c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
+		return
+	}
+	code := frame.CloseStatus(err)
+	if code == 0 {
+		code = frame.CloseProtocolError
+	}
+	reason := ""
+	var ce *frame.CloseError
+	if errors.As(err, &ce) {
+		reason = ce.Reason
+	}
+	c.p.stats.protocolErrors.Add(1)
+	c.p.report(fmt.Errorf("provider: connection %s: %w", c.id, err))
+	c.recordClose(code, reason)
+	c.writeClose(code, reason)
+	c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
+}
+
+// --- receiving ---
+
+// onFrames parses and handles the complete frames at the start of in and
+// returns how many bytes it consumed.
+func (c *Connection) onFrames(in []byte) int {
+	pos := 0
+	for pos < len(in) {
+		if c.peerClosed || c.failed {
+			return len(in) // nothing more is read after a close or a failure
+		}
+		h, n, need, err := frame.ParseHeader(in[pos:], c.parse)
+		if err != nil {
+			c.fail(err)
+			return len(in)
+		}
+		if need > 0 {
+			break
+		}
+		end := pos + n + int(h.Length)
+		if end > len(in) {
+			// Refuse a frame that takes its message over the limit (or
+			// breaks the fragmentation rules) before its payload arrives.
+			if err := c.asm.Check(h); err != nil {
+				c.fail(err)
+				return len(in)
+			}
+			break
+		}
+		payload := in[pos+n : end]
+		if h.Masked {
+			frame.Mask(payload, h.Mask, 0)
+		}
+		pos = end
+		if err := c.onFrame(h, payload); err != nil {
+			c.fail(err)
+			return len(in)
+		}
+	}
+	return pos
+}
+
+func (c *Connection) onFrame(h frame.Header, payload []byte) error {
+	if err := c.asm.Begin(h); err != nil {
+		return err
+	}
+	if h.Op.IsControl() {
+		return c.onControl(h.Op, payload)
+	}
+	closing := State(c.state.Load()) != StateOpen
+	if err := c.asm.Payload(payload); err != nil {
+		return err
+	}
+	done, op, compressed, err := c.asm.End()
+	if err != nil {
+		return err
+	}
+	if !done {
+		if !closing {
+			c.appendMsg(payload)
+		}
+		return nil
+	}
+	if closing {
+		// Data after we sent close is read (the peer may not have seen our
+		// close yet) but not delivered (RFC 6455 §5.5.1).
+		c.releaseMsg()
+		return nil
+	}
+	data := payload
+	if c.msgLen() > 0 {
+		c.appendMsg(payload)
+		data = c.msg.b
+	}
+	if !compressed && len(data) > c.p.o.MaxPayloadLength {
+		// With compression the wire allows for deflate's expansion; an
+		// uncompressed message is held to the limit itself.
+		c.releaseMsg()
+		return errTooBig
+	}
+	var scratch *[]byte
+	if compressed {
+		scratch = getScratch()
+		out, err := c.inflater.Decompress((*scratch)[:0], data, c.p.o.MaxPayloadLength)
+		if err != nil {
+			putScratch(scratch)
+			c.releaseMsg()
+			return inflateError(err)
+		}
+		*scratch = out
+		data = out
+		if op == frame.OpText && !frame.ValidUTF8(data) {
+			putScratch(scratch)
+			c.releaseMsg()
+			return errInvalidText
+		}
+	}
+	c.deliver(op, data)
+	if scratch != nil {
+		putScratch(scratch)
+	}
+	c.releaseMsg()
+	return nil
+}
+
+var errTooBig = &frame.CloseError{Code: frame.CloseTooBig, Reason: "message over the max payload length"}
+
+var errInvalidText = &frame.CloseError{Code: frame.CloseInvalidPayload, Reason: "text message is not valid UTF-8"}
+
+func inflateError(err error) error {
+	if errors.Is(err, compress.ErrTooBig) {
+		return &frame.CloseError{Code: frame.CloseTooBig, Reason: "message too big after inflation"}
+	}
+	return &frame.CloseError{Code: frame.CloseInvalidPayload, Reason: "invalid compressed data"}
+}
+
+func (c *Connection) deliver(op frame.Opcode, data []byte) {
+	p := c.p
+	if p.o.Heartbeat.Mode == HeartbeatText && op == frame.OpText && string(data) == proto.TextPong {
+		c.answered()
+		return
+	}
+	p.stats.messagesIn.Add(1)
+	p.stats.bytesIn.Add(uint64(len(data)))
+	if f := p.o.OnMessage; f != nil {
+		f(c, Message{Binary: op == frame.OpBinary, Data: data})
+	}
+}
+
+func (c *Connection) onControl(op frame.Opcode, payload []byte) error {
+	switch op {
+	case frame.OpPing:
+		if State(c.state.Load()) != StateOpen {
+			return nil
+		}
+		var hb [frame.MaxHeaderSize]byte
+		hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Op: frame.OpPong, Length: int64(len(payload))})
+		if err := c.pc.Write(hdr, payload, true); err != nil && !errors.Is(err, poller.ErrClosed) {
+			return err
+		}
+	case frame.OpPong:
+		c.answered()
+	case frame.OpClose:
+		code, reason, err := frame.ParseClose(payload)
+		if err != nil {
+			return err
+		}
+		c.peerClosed = true
+		if c.casState(StateOpen, StateClosing) {
+			// The peer started the close: answer with its code (RFC 6455
+			// §5.5.1), then release the connection once that is written.
+			c.recordClose(code, string(reason))
+			var buf [2]byte
+			var echo []byte
+			if code != frame.CloseNoStatus {
+				echo = frame.AppendClose(buf[:0], code, "")
+			}
+			var hb [frame.MaxHeaderSize]byte
+			hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Op: frame.OpClose, Length: int64(len(echo))})
+			_ = c.pc.Write(hdr, echo, true)
+			c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
+			return nil
+		}
+		// The peer answered our close: the handshake is complete.
+		c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
+	}
+	return nil
+}
+
+// answered records a heartbeat answer.
+func (c *Connection) answered() {
+	c.awaiting.Store(false)
+	c.strikes.Store(0)
+	c.lastPing.Store(time.Now().UnixNano())
+}
+
+// --- pooled buffers ---
+
+// Scratch buffers for compression and inflation, shared by all connections.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getScratch() *[]byte { return scratchPool.Get().(*[]byte) }
+
+func putScratch(b *[]byte) {
+	if cap(*b) > 1<<20 {
+		return // let an outsized buffer go
+	}
+	*b = (*b)[:0]
+	scratchPool.Put(b)
+}
+
+// Message assembly buffers for fragmented messages, pooled in size classes,
+// so that an idle connection holds none.
+type msgBuf struct {
+	b     []byte
+	class int // index into msgPools, or -1
+}
+
+var (
+	msgPools     [4]sync.Pool
+	msgClassSize = [4]int{4 << 10, 32 << 10, 256 << 10, 2 << 20}
+)
+
+// appendMsg appends p to the message being assembled.
+func (c *Connection) appendMsg(p []byte) {
+	m := c.msg
+	if m != nil && len(m.b)+len(p) <= cap(m.b) {
+		m.b = append(m.b, p...)
+		return
+	}
+	need := len(p)
+	if m != nil {
+		need += len(m.b)
+	}
+	var nm *msgBuf
+	for i, size := range msgClassSize {
+		if need <= size {
+			if pm, ok := msgPools[i].Get().(*msgBuf); ok {
+				nm = pm
+			} else {
+				nm = &msgBuf{b: make([]byte, 0, size), class: i}
+			}
+			break
+		}
+	}
+	if nm == nil {
+		nm = &msgBuf{b: make([]byte, 0, need+need/4), class: -1}
+	}
+	if m != nil {
+		nm.b = append(nm.b, m.b...)
+	}
+	nm.b = append(nm.b, p...)
+	c.releaseMsg()
+	c.msg = nm
+}
+
+// msgLen returns the length of the message being assembled.
+func (c *Connection) msgLen() int {
+	if c.msg == nil {
+		return 0
+	}
+	return len(c.msg.b)
+}
+
+// releaseMsg gives the assembly buffer back.
+func (c *Connection) releaseMsg() {
+	m := c.msg
+	if m == nil {
+		return
+	}
+	c.msg = nil
+	if m.class >= 0 {
+		m.b = m.b[:0]
+		msgPools[m.class].Put(m)
+	}
+}

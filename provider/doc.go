@@ -1,0 +1,36 @@
+// Package provider is the server side of network-cluster: one process (the
+// Provider) holds thousands of WebSocket connections from worker processes
+// (the Consumers) and exchanges messages with them at low latency.
+//
+// It follows the Node package network-cluster (its Provider and Connection:
+// auth by URL parameters plus a handler, heartbeat with strikes, compressor
+// presets, max payload, max backpressure, TLS) and adds broadcast and topics
+// that frame a message once for every receiver, graceful shutdown and a
+// Stats snapshot.
+//
+// # Architecture
+//
+// Connections live on an event loop (package poller, over cloudwego/netpoll):
+// no goroutine per connection. For each connection:
+//
+//	accept ─► OnOpen (state handshake, deadline armed)
+//	   bytes ─► upgrade request parsed from the buffered bytes (gobwas/ws)
+//	            ├─ no Auth.Handler: upgraded on the event loop
+//	            └─ Auth.Handler: upgraded on a handshake goroutine (bounded)
+//	         ─► state open ─► Options.OnOpen
+//	   bytes ─► frames parsed from the buffered bytes (package frame):
+//	            control frames answered inline; each data message, possibly
+//	            fragmented or compressed, goes to Options.OnMessage
+//	   close ─► close frames exchanged (state closing) ─► TCP closed
+//	         ─► Options.OnClose(code, reason)
+//
+// Replies written while a batch of frames is handled are flushed once per
+// batch. Writes never block the caller: each connection has an outbound
+// queue bounded by MaxBackpressure, drained by non-blocking writes.
+//
+// One timer goroutine serves every connection: handshake and closing
+// deadlines and the heartbeat.
+//
+// TLS (wss) is served by one goroutine per connection through crypto/tls,
+// because netpoll has no TLS; the API and behaviour are the same.
+package provider

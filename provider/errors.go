@@ -1,0 +1,42 @@
+package provider
+
+import (
+	"errors"
+
+	"github.com/networkcluster/networkcluster/frame"
+)
+
+// CloseCode is a WebSocket close status code; the constants are those of
+// package frame (frame.CloseNormal, frame.CloseGoingAway, ...).
+type CloseCode = frame.CloseCode
+
+// CloseError is a close code and reason, returned by sends on a closed
+// connection and reported for protocol violations. Test with errors.As.
+type CloseError = frame.CloseError
+
+// Sentinel errors. Errors returned by the Provider wrap one of them (test
+// with errors.Is) and add detail.
+var (
+	// ErrInvalidOptions: Options failed validation in New.
+	ErrInvalidOptions = errors.New("provider: invalid options")
+	// ErrClosed: the Provider or the connection is closed (or closing).
+	ErrClosed = errors.New("provider: closed")
+	// ErrServerClosed is returned by Start after Close or Shutdown.
+	ErrServerClosed = errors.New("provider: server closed")
+	// ErrAlreadyStarted: Start was called twice.
+	ErrAlreadyStarted = errors.New("provider: already started")
+	// ErrBackpressure: the connection's outbound queue is over
+	// MaxBackpressure; nothing of the message was queued. It wraps
+	// frame.ErrBackpressure.
+	ErrBackpressure = frame.ErrBackpressure
+	// ErrAuthFailed is passed to OnError when an auth handler returns an
+	// error (wrapping it).
+	ErrAuthFailed = errors.New("provider: auth handler failed")
+	// ErrTooBig: a message to send is larger than the peer can be sent in
+	// one frame (never with the default options).
+	ErrTooBig = errors.New("provider: message too big")
+	// ErrInvalidUTF8: Send or SendText with text that is not UTF-8.
+	ErrInvalidUTF8 = errors.New("provider: text message is not valid UTF-8")
+	// ErrTLS: the TLS certificate or key could not be loaded.
+	ErrTLS = errors.New("provider: TLS")
+)

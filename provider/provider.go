@@ -1,0 +1,645 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/networkcluster/networkcluster/compress"
+	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/proto"
+	"github.com/networkcluster/networkcluster/poller"
+)
+
+// Provider is a WebSocket server that holds the connections of many
+// Consumers. Create it with New, then Start it. Its methods are safe for
+// concurrent use.
+//
+// Goroutines: the poller's event loops and its small worker pool run the
+// callbacks; the Provider adds one timer goroutine (handshake deadlines and
+// the heartbeat for every connection) and, only while an Auth.Handler runs,
+// one goroutine per upgrade in progress (at most Auth.MaxPending). Close and
+// Shutdown wait for all of them.
+type Provider struct {
+	o   Options
+	log *slog.Logger
+
+	authDigests map[string][sha256.Size]byte
+	hbHeader    []byte // heartbeat announcement header, or nil
+	pingFrame   []byte // the heartbeat ping, encoded once
+	announce    []byte // text-heartbeat announcement frame, or nil
+	tlsConfig   *tls.Config
+	// shared is a compressor without context (window 15): the compressor
+	// of every connection that negotiated no context takeover, and the one
+	// that compresses a broadcast once for all receivers.
+	shared *compress.Compressor
+
+	pl       *poller.Poller
+	started  atomic.Bool
+	closing  atomic.Bool // Shutdown or Close began: no new connections
+	closed   atomic.Bool
+	done     chan struct{}
+	ctx      context.Context // cancelled by Close: auth handlers see it
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the timer goroutine and auth workers
+	authSem  chan struct{}
+	stopOnce sync.Once
+
+	connMu sync.RWMutex
+	conns  []*Connection // open and closing connections
+	byID   map[string]*Connection
+
+	dlMu      sync.Mutex
+	deadlines map[*Connection]struct{}
+
+	topicMu sync.RWMutex
+	topics  map[string]*topic
+
+	stats counters
+}
+
+// New validates o and returns a Provider that is not yet listening.
+func New(o Options) (*Provider, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{
+		o:         o,
+		log:       o.Logger,
+		byID:      make(map[string]*Connection),
+		deadlines: make(map[*Connection]struct{}),
+		topics:    make(map[string]*topic),
+		done:      make(chan struct{}),
+		authSem:   make(chan struct{}, o.Auth.MaxPending),
+		hbHeader:  heartbeatHeader(&o),
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.authDigests = make(map[string][sha256.Size]byte, len(o.Auth.Parameters))
+	for k, v := range o.Auth.Parameters {
+		p.authDigests[k] = sha256.Sum256([]byte(v))
+	}
+	switch o.Heartbeat.Mode {
+	case HeartbeatControlFrames:
+		p.pingFrame = frame.PingFrame()
+	case HeartbeatText:
+		p.pingFrame = frame.NewFrame(frame.OpText, []byte(proto.TextPing), false).Bytes()
+		p.announce = frame.NewFrame(frame.OpText,
+			[]byte(proto.TextHeartbeatPrefix+proto.FormatInterval(o.Heartbeat.Interval)), false).Bytes()
+	}
+	if o.TLS != nil {
+		if p.tlsConfig, err = loadTLS(o.TLS); err != nil {
+			return nil, err
+		}
+	}
+	if o.Compressor.Enabled() {
+		p.shared = compress.NewCompressor(compress.Config{CompressWindowBits: 15})
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	return p, nil
+}
+
+// Start binds the listen address and serves. It returns once the Provider
+// is listening (Port then reports the bound port), or the listen error.
+func (p *Provider) Start() error {
+	if p.closing.Load() {
+		return ErrServerClosed
+	}
+	if !p.started.CompareAndSwap(false, true) {
+		return ErrAlreadyStarted
+	}
+	po := poller.Options{
+		Loops:      p.o.PollLoops,
+		MaxPending: p.o.MaxHandshakeSize,
+		Logger:     p.o.Logger,
+	}
+	var err error
+	if p.tlsConfig != nil {
+		var ln net.Listener
+		ln, err = net.Listen(p.o.Network, p.o.Addr)
+		if err == nil {
+			p.pl, err = poller.Serve(tls.NewListener(ln, p.tlsConfig), handler{p}, po)
+			if err != nil {
+				ln.Close()
+			}
+		}
+	} else {
+		p.pl, err = poller.Listen(context.Background(), p.o.Network, p.o.Addr, handler{p}, po)
+	}
+	if err != nil {
+		p.started.Store(false)
+		return fmt.Errorf("provider: listen %s: %w", p.o.Addr, err)
+	}
+	p.wg.Add(1)
+	go p.timerLoop()
+	p.log.Debug("provider listening", "addr", p.pl.Addr().String(), "path", p.o.Path, "tls", p.tlsConfig != nil)
+	return nil
+}
+
+// Addr returns the bound listen address (nil before Start).
+func (p *Provider) Addr() net.Addr {
+	if p.pl == nil {
+		return nil
+	}
+	return p.pl.Addr()
+}
+
+// Port returns the bound port (the configured one before Start).
+func (p *Provider) Port() int {
+	if a, ok := p.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	_, port, _ := net.SplitHostPort(p.o.Addr)
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// Path returns the WebSocket endpoint path.
+func (p *Provider) Path() string { return p.o.Path }
+
+// Len returns the number of open connections.
+func (p *Provider) Len() int {
+	p.connMu.RLock()
+	defer p.connMu.RUnlock()
+	return len(p.byID)
+}
+
+// Connection returns the open connection with the given id.
+func (p *Provider) Connection(id string) (*Connection, bool) {
+	p.connMu.RLock()
+	defer p.connMu.RUnlock()
+	c, ok := p.byID[id]
+	return c, ok
+}
+
+// Range calls f for each open connection until f returns false. It works on
+// a snapshot, so f may do anything, including closing connections.
+func (p *Provider) Range(f func(c *Connection) bool) {
+	for _, c := range p.Connections() {
+		if !f(c) {
+			return
+		}
+	}
+}
+
+// Connections returns a snapshot of the open connections.
+func (p *Provider) Connections() []*Connection {
+	p.connMu.RLock()
+	defer p.connMu.RUnlock()
+	out := make([]*Connection, 0, len(p.byID))
+	for _, c := range p.conns {
+		if State(c.state.Load()) == StateOpen {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Close stops the Provider at once: the listener and every connection are
+// closed without a closing handshake (OnClose reports 1006), auth handlers
+// see their context cancelled, and Close returns once every goroutine of the
+// Provider has ended. It is safe to call more than once, from any goroutine.
+func (p *Provider) Close() error {
+	p.closing.Store(true)
+	p.stop()
+	return nil
+}
+
+func (p *Provider) stop() {
+	p.stopOnce.Do(func() {
+		p.cancel()
+		if p.pl != nil {
+			_ = p.pl.Close()
+		}
+		close(p.done)
+		p.wg.Wait()
+		p.closed.Store(true)
+	})
+	<-p.done
+	p.wg.Wait()
+}
+
+// Shutdown stops the Provider gracefully: it stops accepting connections,
+// answers new upgrade requests with 503, sends every open connection what is
+// already queued followed by a close frame 1001 (going away), and waits until
+// all have closed or ctx is done; then it closes what is left as Close does.
+// It returns ctx.Err() if the context ended first. Safe to call more than
+// once, from any goroutine.
+func (p *Provider) Shutdown(ctx context.Context) error {
+	if p.closing.Swap(true) && p.closed.Load() {
+		return nil
+	}
+	if p.pl != nil {
+		_ = p.pl.StopAccepting()
+	}
+	for _, c := range p.Connections() {
+		c.closeWith(frame.CloseGoingAway, "provider shutting down")
+	}
+	var err error
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for p.liveConns() > 0 {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-t.C:
+			continue
+		}
+		break
+	}
+	p.stop()
+	return err
+}
+
+// liveConns counts every connection the poller still holds, open or not.
+func (p *Provider) liveConns() int {
+	if p.pl == nil {
+		return 0
+	}
+	return p.pl.Len()
+}
+
+func (p *Provider) report(err error) {
+	if f := p.o.OnError; f != nil {
+		f(err)
+	}
+	if p.log.Enabled(context.Background(), slog.LevelDebug) {
+		p.log.Debug("provider error", "err", err)
+	}
+}
+
+// shouldCompress applies the compression threshold to a message size.
+func (p *Provider) shouldCompress(n int) bool {
+	return p.o.CompressionThreshold < 0 || n >= p.o.CompressionThreshold
+}
+
+// --- the poller handler ---
+
+type handler struct{ p *Provider }
+
+func (h handler) OnOpen(pc *poller.Conn) {
+	p := h.p
+	c := &Connection{p: p, pc: pc, remote: pc.RemoteAddr()}
+	c.ip = ipOf(c.remote)
+	pc.SetContext(c)
+	if p.closing.Load() {
+		_ = pc.Write(respUnavailable, nil, true)
+		pc.CloseAfterFlush(p.o.CloseTimeout)
+		return
+	}
+	p.armDeadline(c, p.o.HandshakeTimeout)
+}
+
+func (h handler) OnData(pc *poller.Conn, in []byte) int {
+	c, _ := pc.Context().(*Connection)
+	if c == nil {
+		return len(in)
+	}
+	switch State(c.state.Load()) {
+	case StateHandshake:
+		return h.p.onHandshake(c, in)
+	case StateAuth:
+		return 0 // early frames wait for the auth handler's verdict
+	case StateClosed:
+		return len(in)
+	}
+	return c.onFrames(in)
+}
+
+func (h handler) OnClose(pc *poller.Conn, err error) {
+	p := h.p
+	c, _ := pc.Context().(*Connection)
+	if c == nil {
+		return
+	}
+	prev := State(c.state.Swap(uint32(StateClosed)))
+	if f := p.o.OnStateChange; f != nil {
+		f(c, StateClosed)
+	}
+	p.disarmDeadline(c)
+	c.releaseMsg()
+	if c.inflater != nil {
+		c.inflater.Release()
+	}
+	c.sendMu.Lock()
+	if c.deflater != nil && c.deflater != p.shared {
+		c.deflater.Release()
+	}
+	c.sendMu.Unlock()
+	if prev < StateOpen {
+		return
+	}
+	p.unregister(c)
+	p.stats.closed.Add(1)
+	code, reason := c.closeStatus()
+	if code == 0 {
+		code = frame.CloseAbnormal
+		if err != nil {
+			reason = err.Error()
+		}
+	}
+	if f := p.o.OnClose; f != nil {
+		f(c, code, reason)
+	}
+}
+
+// onHandshake handles input before the upgrade.
+func (p *Provider) onHandshake(c *Connection, in []byte) int {
+	end := findRequestEnd(in)
+	if end < 0 || end > p.o.MaxHandshakeSize {
+		if end > 0 || len(in) >= p.o.MaxHandshakeSize {
+			p.refuse(c, respTooLarge, RejectTooLarge)
+			return len(in)
+		}
+		return 0
+	}
+	req := in[:end]
+	method, path, _, ok := requestLine(req)
+	switch {
+	case !ok:
+		p.refuse(c, respBadRequest, RejectBadRequest)
+		return len(in)
+	case string(path) == alivePath:
+		switch string(method) {
+		case "GET":
+			p.respond(c, respAlive)
+		case "HEAD":
+			p.respond(c, respAliveHead)
+		default:
+			p.respond(c, respAliveMethod)
+		}
+		return len(in)
+	case string(path) != p.o.Path:
+		p.refuse(c, respNotFound, RejectNotFound)
+		return len(in)
+	case string(method) != "GET":
+		p.refuse(c, respMethod, RejectMethod)
+		return len(in)
+	case !hasUpgradeHeader(req):
+		p.refuse(c, respUpgradeNeeded, RejectUpgrade)
+		return len(in)
+	}
+	hs := p.getHandshake(c)
+	if p.o.Auth.Handler == nil {
+		hs.req = req
+		hs.ctx = p.ctx
+		if !p.finishHandshake(c, hs, hs.upgrade()) {
+			return len(in)
+		}
+		return end + c.onFrames(in[end:])
+	}
+	select {
+	case p.authSem <- struct{}{}:
+	default:
+		p.putHandshake(hs)
+		p.refuse(c, respBusy, RejectBusy)
+		return len(in)
+	}
+	hs.req = bytes.Clone(req)
+	c.setState(StateAuth)
+	// Frames sent right behind the request wait in the poller's buffer.
+	c.pc.SetMaxPending(p.maxFrameSize(true) + frame.MaxHeaderSize)
+	p.wg.Add(1)
+	go p.authWorker(c, hs)
+	return end
+}
+
+// authWorker runs an upgrade whose auth handler may block, off the event
+// loop.
+func (p *Provider) authWorker(c *Connection, hs *handshake) {
+	defer p.wg.Done()
+	defer func() { <-p.authSem }()
+	ctx, cancel := context.WithDeadline(p.ctx, time.Unix(0, c.deadline.Load()))
+	hs.ctx = ctx
+	ok := hs.upgrade()
+	cancel()
+	if p.finishHandshake(c, hs, ok) {
+		c.pc.Flush()
+		c.pc.Wake()
+	}
+}
+
+// respond writes a canned HTTP response and closes once it is written.
+func (p *Provider) respond(c *Connection, resp []byte) {
+	p.disarmDeadline(c)
+	_ = c.pc.Write(resp, nil, true)
+	c.pc.Flush()
+	c.pc.CloseAfterFlush(p.o.CloseTimeout)
+}
+
+// refuse is respond for a rejected upgrade request, counted in Stats.
+func (p *Provider) refuse(c *Connection, resp []byte, why RejectReason) {
+	p.stats.rejected[why].Add(1)
+	p.respond(c, resp)
+}
+
+// finishHandshake writes the upgrade response and either opens the
+// connection or closes it. It reports whether the connection is open.
+func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
+	defer p.putHandshake(hs)
+	if !ok {
+		if hs.authErr != nil {
+			p.report(fmt.Errorf("%w: connection from %s: %w", ErrAuthFailed, c.ip, hs.authErr))
+		}
+		p.stats.rejected[hs.rejected].Add(1)
+		p.respond(c, hs.resp)
+		return false
+	}
+	if !c.casState(StateHandshake, StateOpen) && !c.casState(StateAuth, StateOpen) {
+		return false // closed (timeout, Provider closing) while upgrading
+	}
+	p.disarmDeadline(c)
+	c.id = uuid.NewString()
+	c.params = hs.params
+	c.lastPing.Store(time.Now().UnixNano())
+	if hs.extOK {
+		cfg := compress.NewConfig(p.o.Compressor, hs.extResp, true)
+		c.deflate = true
+		c.fullWindow = cfg.CompressWindowBits == 0 || cfg.CompressWindowBits == 15
+		c.inflater = compress.NewDecompressor(cfg)
+		if !cfg.CompressContextTakeover && c.fullWindow {
+			c.deflater = p.shared // keeps nothing: one for every connection
+		} else {
+			c.deflater = compress.NewCompressor(cfg)
+			c.zcontext = cfg.CompressContextTakeover
+		}
+	}
+	c.parse = frame.ParseOptions{
+		Role:       frame.RoleServer,
+		AllowRSV1:  c.deflate,
+		MaxPayload: int64(p.maxFrameSize(c.deflate)),
+	}
+	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate)))
+	c.pc.SetMaxPending(p.maxFrameSize(c.deflate) + frame.MaxHeaderSize)
+	c.pc.SetMaxBuffered(p.o.MaxBackpressure)
+	if err := c.pc.Write(hs.resp, nil, true); err != nil {
+		return false
+	}
+	if p.announce != nil {
+		_ = c.pc.WriteShared(p.announce, true)
+	}
+	p.register(c)
+	p.stats.opened.Add(1)
+	if f := p.o.OnOpen; f != nil {
+		f(c)
+	}
+	return true
+}
+
+// maxFrameSize is the largest frame payload accepted on the wire: the max
+// payload, plus, with compression, room for deflate's worst-case expansion
+// of incompressible data (zlib's conservative deflateBound, which covers
+// small windows and memory levels: n + n/8 + n/64 + 5). The inflated size
+// is held to the max payload exactly, while inflating.
+func (p *Provider) maxFrameSize(deflate bool) int {
+	n := p.o.MaxPayloadLength
+	if deflate {
+		n += n/8 + n/64 + 64
+	}
+	return n
+}
+
+// --- registry ---
+
+func (p *Provider) register(c *Connection) {
+	p.connMu.Lock()
+	c.regIndex = len(p.conns)
+	p.conns = append(p.conns, c)
+	p.byID[c.id] = c
+	p.connMu.Unlock()
+}
+
+func (p *Provider) unregister(c *Connection) {
+	p.unsubscribeAll(c)
+	p.connMu.Lock()
+	defer p.connMu.Unlock()
+	i := c.regIndex
+	if i < 0 || i >= len(p.conns) || p.conns[i] != c {
+		return
+	}
+	last := len(p.conns) - 1
+	p.conns[i] = p.conns[last]
+	p.conns[i].regIndex = i
+	p.conns[last] = nil
+	p.conns = p.conns[:last]
+	c.regIndex = -1
+	delete(p.byID, c.id)
+}
+
+// --- timers ---
+
+func (p *Provider) armDeadline(c *Connection, d time.Duration) {
+	c.deadline.Store(time.Now().Add(d).UnixNano())
+	p.dlMu.Lock()
+	p.deadlines[c] = struct{}{}
+	p.dlMu.Unlock()
+}
+
+func (p *Provider) disarmDeadline(c *Connection) {
+	if c.deadline.Swap(0) == 0 {
+		return
+	}
+	p.dlMu.Lock()
+	delete(p.deadlines, c)
+	p.dlMu.Unlock()
+}
+
+// timerLoop is the Provider's one timer: it expires handshake and closing
+// deadlines and runs the heartbeat for every connection.
+func (p *Provider) timerLoop() {
+	defer p.wg.Done()
+	tick := handshakeTimerResolutionStep
+	if hb := p.o.Heartbeat.Interval / 4; hb < tick {
+		tick = hb
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	next := time.Now().Add(p.o.Heartbeat.Interval)
+	var expired []*Connection
+	for {
+		select {
+		case <-p.done:
+			return
+		case now := <-t.C:
+			expired = p.expire(now, expired[:0])
+			if p.o.Heartbeat.Mode != HeartbeatOff && !now.Before(next) {
+				next = now.Add(p.o.Heartbeat.Interval)
+				p.heartbeat()
+			}
+		}
+	}
+}
+
+func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
+	ns := now.UnixNano()
+	p.dlMu.Lock()
+	for c := range p.deadlines {
+		if d := c.deadline.Load(); d != 0 && d <= ns {
+			delete(p.deadlines, c)
+			expired = append(expired, c)
+		}
+	}
+	p.dlMu.Unlock()
+	for i, c := range expired {
+		switch State(c.state.Load()) {
+		case StateHandshake:
+			p.refuse(c, respTimeout, RejectTimeout)
+		case StateAuth:
+			p.stats.rejected[RejectTimeout].Add(1)
+			c.pc.Close(errHandshakeTimeout)
+		default:
+			c.pc.Close(errCloseTimeout)
+		}
+		expired[i] = nil
+	}
+	return expired
+}
+
+var (
+	errHandshakeTimeout = errors.New("provider: handshake timeout")
+	errCloseTimeout     = errors.New("provider: no close frame from the peer in time")
+	errHeartbeat        = errors.New("provider: heartbeat: no answer")
+)
+
+// heartbeat runs the strike algorithm of the Node package on every open
+// connection: a connection that answered since the last ping gets a new
+// one; one that did not gets a strike; one with MaxStrikes strikes is closed.
+func (p *Provider) heartbeat() {
+	p.connMu.RLock()
+	conns := make([]*Connection, 0, len(p.conns))
+	for _, c := range p.conns {
+		if State(c.state.Load()) == StateOpen {
+			conns = append(conns, c)
+		}
+	}
+	p.connMu.RUnlock()
+	max := int32(p.o.Heartbeat.MaxStrikes)
+	for _, c := range conns {
+		switch {
+		case !c.awaiting.Load():
+			c.awaiting.Store(true)
+			if c.pc.WriteShared(p.pingFrame, true) == nil {
+				c.pc.Flush()
+			}
+		case c.strikes.Load() < max:
+			c.strikes.Add(1)
+		default:
+			p.stats.heartbeatKills.Add(1)
+			c.recordClose(frame.CloseAbnormal, "heartbeat: no answer after "+strconv.Itoa(int(max))+" strikes")
+			c.pc.Close(errHeartbeat)
+		}
+	}
+}
