@@ -1,0 +1,510 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ours is the server name of the library under test: the first column of
+// the table and the numerator of every ratio.
+const ours = "networkcluster"
+
+// aggregate is one scenario against one server over every run: the median
+// of each metric, the merged latency histogram, and what went wrong.
+type aggregate struct {
+	Label    string          `json:"label"`
+	Scenario string          `json:"scenario"`
+	Server   string          `json:"server"`
+	Runs     int             `json:"runs"`
+	Metrics  []metric        `json:"metrics"` // medians over the runs
+	Latency  *latencySummary `json:"latency,omitempty"`
+	Notes    []string        `json:"notes,omitempty"`
+	Errors   []string        `json:"errors,omitempty"`
+
+	hist *histogram
+}
+
+func (a *aggregate) get(key string) (float64, bool) {
+	for _, m := range a.Metrics {
+		if m.Key == key {
+			return m.Value, true
+		}
+	}
+	return 0, false
+}
+
+// summarize groups results by label and server, in the order labels first
+// appear and in the order of servers.
+func summarize(results []*result, servers []string) []*aggregate {
+	var labels []string
+	by := map[string]map[string][]*result{}
+	for _, r := range results {
+		if by[r.Label] == nil {
+			by[r.Label] = map[string][]*result{}
+			labels = append(labels, r.Label)
+		}
+		by[r.Label][r.Server] = append(by[r.Label][r.Server], r)
+	}
+	var out []*aggregate
+	for _, l := range labels {
+		for _, s := range servers {
+			rs := by[l][s]
+			if len(rs) == 0 {
+				continue
+			}
+			out = append(out, aggregateOf(rs))
+		}
+	}
+	return out
+}
+
+func aggregateOf(rs []*result) *aggregate {
+	a := &aggregate{Label: rs[0].Label, Scenario: rs[0].Scenario, Server: rs[0].Server, Runs: len(rs)}
+	var keys []string
+	proto := map[string]metric{}
+	vals := map[string][]float64{}
+	for _, r := range rs {
+		for _, m := range r.Metrics {
+			if _, ok := proto[m.Key]; !ok {
+				keys = append(keys, m.Key)
+				proto[m.Key] = m
+			}
+			vals[m.Key] = append(vals[m.Key], m.Value)
+		}
+		if r.hist != nil {
+			if a.hist == nil {
+				a.hist = &histogram{}
+			}
+			a.hist.Merge(r.hist)
+		}
+		for _, n := range r.Notes {
+			if len(rs) > 1 && !inAll(rs, n) {
+				n = fmt.Sprintf("run %d: %s", r.Run, n)
+			}
+			if !slices.Contains(a.Notes, n) {
+				a.Notes = append(a.Notes, n)
+			}
+		}
+		if r.Error != "" {
+			a.Errors = append(a.Errors, fmt.Sprintf("run %d: %s", r.Run, r.Error))
+		}
+	}
+	for _, k := range keys {
+		m := proto[k]
+		m.Value = median(vals[k])
+		a.Metrics = append(a.Metrics, m)
+	}
+	if a.hist != nil {
+		a.Latency = a.hist.Summary()
+	}
+	return a
+}
+
+// inAll reports whether every result carries note n.
+func inAll(rs []*result, n string) bool {
+	for _, r := range rs {
+		if !slices.Contains(r.Notes, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// median returns the median of v (the mean of the middle two for an even
+// count); v is sorted in place.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// group formats v with thousands separators and no decimals.
+func group(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	s := strconv.FormatFloat(math.Round(math.Abs(v)), 'f', 0, 64)
+	var b strings.Builder
+	if v < 0 && s != "0" {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// bytesLabel formats a byte count with a binary unit.
+func bytesLabel(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a < 1<<10:
+		return fmt.Sprintf("%.0f B", v)
+	case a < 1<<20:
+		return fmt.Sprintf("%.1f KB", v/(1<<10))
+	case a < 1<<30:
+		return fmt.Sprintf("%.1f MB", v/(1<<20))
+	}
+	return fmt.Sprintf("%.2f GB", v/(1<<30))
+}
+
+// formatValue renders a metric value with its unit.
+func formatValue(v float64, unit string) string {
+	switch unit {
+	case "/s":
+		return group(v) + "/s"
+	case "µs":
+		switch {
+		case v >= 1e6:
+			return fmt.Sprintf("%.2f s", v/1e6)
+		case v >= 1000:
+			return fmt.Sprintf("%.2f ms", v/1000)
+		case v >= 10:
+			return fmt.Sprintf("%.0f µs", v)
+		}
+		return fmt.Sprintf("%.2f µs", v)
+	case "ns":
+		return fmt.Sprintf("%.0f ns", v)
+	case "B":
+		return bytesLabel(v)
+	case "%":
+		return fmt.Sprintf("%.1f%%", v)
+	}
+	return group(v)
+}
+
+// writeTable prints the summary as one block per scenario label: a row per
+// metric, a column per server, and with more than one server a column
+// ours÷peer for each peer.
+func writeTable(w io.Writer, aggs []*aggregate, servers []string) {
+	var labels []string
+	byLabel := map[string]map[string]*aggregate{}
+	for _, a := range aggs {
+		if byLabel[a.Label] == nil {
+			byLabel[a.Label] = map[string]*aggregate{}
+			labels = append(labels, a.Label)
+		}
+		byLabel[a.Label][a.Server] = a
+	}
+	var peers []string
+	hasOurs := slices.Contains(servers, ours)
+	for _, s := range servers {
+		if s != ours {
+			peers = append(peers, s)
+		}
+	}
+	ratios := hasOurs && len(peers) > 0
+
+	// A row is either a label line (title set) or a line of cells.
+	type row struct {
+		title string
+		cells []string
+	}
+	head := []string{"", ""}
+	head = append(head, servers...)
+	if ratios {
+		for _, p := range peers {
+			head = append(head, "÷"+p)
+		}
+	}
+	rows := []row{{cells: head}}
+	for _, l := range labels {
+		rows = append(rows, row{title: l})
+		// Metric order: as the first server that has the label reports them.
+		var keys []metric
+		seen := map[string]bool{}
+		for _, s := range servers {
+			if a := byLabel[l][s]; a != nil {
+				for _, m := range a.Metrics {
+					if !seen[m.Key] {
+						seen[m.Key] = true
+						keys = append(keys, m)
+					}
+				}
+			}
+		}
+		for _, k := range keys {
+			arrow := ""
+			switch k.Better {
+			case higher:
+				arrow = "↑"
+			case lower:
+				arrow = "↓"
+			}
+			cells := []string{"  " + k.Name, arrow}
+			for _, s := range servers {
+				cell := ""
+				if a := byLabel[l][s]; a != nil {
+					if v, ok := a.get(k.Key); ok {
+						cell = formatValue(v, k.Unit)
+					}
+				}
+				cells = append(cells, cell)
+			}
+			if ratios {
+				var o float64
+				var okO bool
+				if a := byLabel[l][ours]; a != nil {
+					o, okO = a.get(k.Key)
+				}
+				for _, p := range peers {
+					cell := ""
+					if a := byLabel[l][p]; a != nil && okO && k.Better != "" {
+						if v, ok := a.get(k.Key); ok && v != 0 {
+							cell = fmt.Sprintf("%.2f×", o/v)
+						}
+					}
+					cells = append(cells, cell)
+				}
+			}
+			rows = append(rows, row{cells: cells})
+		}
+	}
+	widths := make([]int, len(head))
+	for _, r := range rows {
+		for i, c := range r.cells {
+			widths[i] = max(widths[i], displayWidth(c))
+		}
+	}
+	for _, r := range rows {
+		if r.title != "" {
+			fmt.Fprintln(w, r.title)
+			continue
+		}
+		var b strings.Builder
+		for i, c := range r.cells {
+			pad := strings.Repeat(" ", widths[i]-displayWidth(c))
+			if i == 0 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString(" " + pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+	for _, l := range labels {
+		for _, s := range servers {
+			if a := byLabel[l][s]; a != nil {
+				for _, n := range a.Notes {
+					fmt.Fprintf(w, "note: %s, %s: %s\n", l, s, n)
+				}
+				for _, e := range a.Errors {
+					fmt.Fprintf(w, "error: %s, %s: %s\n", l, s, e)
+				}
+			}
+		}
+	}
+}
+
+// displayWidth counts runes, which is the width of everything the table
+// prints (no wide characters).
+func displayWidth(s string) int { return len([]rune(s)) }
+
+// envInfo describes the machine a report was made on.
+type envInfo struct {
+	GoVersion  string `json:"go_version"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	CPUs       int    `json:"cpus"`
+	Kernel     string `json:"kernel,omitempty"`
+	CPUModel   string `json:"cpu_model,omitempty"`
+	NoFileSoft uint64 `json:"nofile_soft"`
+	NoFileHard uint64 `json:"nofile_hard"`
+}
+
+func currentEnv() envInfo {
+	e := envInfo{GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		e.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for l := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				e.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	e.NoFileSoft, e.NoFileHard, _ = raiseNoFile()
+	return e
+}
+
+func (e envInfo) String() string {
+	s := fmt.Sprintf("%s %s/%s, %d CPUs", e.GoVersion, e.OS, e.Arch, e.CPUs)
+	if e.CPUModel != "" {
+		s += " (" + e.CPUModel + ")"
+	}
+	if e.Kernel != "" {
+		s += ", kernel " + e.Kernel
+	}
+	return s
+}
+
+// targetCheck is one target of issue 7 (or of the broadcast proof of issue
+// 6) judged on the figures of a run.
+type targetCheck struct {
+	Target string  `json:"target"`
+	Label  string  `json:"label"`
+	Want   string  `json:"want"`
+	Ours   float64 `json:"ours"`
+	Other  float64 `json:"other"`
+	Ratio  float64 `json:"ratio"`
+	Met    bool    `json:"met"`
+	Note   string  `json:"note,omitempty"`
+}
+
+// fullReport is the JSON written by --json.
+type fullReport struct {
+	Tool     string         `json:"tool"`
+	Command  string         `json:"command"`
+	Started  time.Time      `json:"started"`
+	Finished time.Time      `json:"finished"`
+	Env      envInfo        `json:"env"`
+	Servers  []string       `json:"servers"`
+	Runs     int            `json:"runs"`
+	Summary  []*aggregate   `json:"summary"`
+	Targets  []targetCheck  `json:"targets,omitempty"`
+	Results  []*result      `json:"results"`
+	Plot     string         `json:"plot,omitempty"`
+	Config   map[string]any `json:"config,omitempty"`
+}
+
+func writeJSON(path string, rep *fullReport) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// findAgg returns the aggregate of the first label of scenario sc whose
+// label satisfies match, for server.
+func findAgg(aggs []*aggregate, server string, match func(*aggregate) bool) *aggregate {
+	for _, a := range aggs {
+		if a.Server == server && match(a) {
+			return a
+		}
+	}
+	return nil
+}
+
+// checkTargets judges the targets of issues 6 and 7 on the aggregates, for
+// whichever of them the run measured.
+func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
+	var out []targetCheck
+	has := func(s string) bool { return slices.Contains(servers, s) }
+	labelHas := func(sub ...string) func(*aggregate) bool {
+		return func(a *aggregate) bool {
+			for _, s := range sub {
+				if !strings.Contains(a.Label, s) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	ratio := func(target, want string, match func(*aggregate) bool, key, peer string, ok func(r float64) bool) {
+		o := findAgg(aggs, ours, match)
+		p := findAgg(aggs, peer, match)
+		if o == nil || p == nil {
+			return
+		}
+		ov, ok1 := o.get(key)
+		pv, ok2 := p.get(key)
+		if !ok1 || !ok2 || pv == 0 {
+			return
+		}
+		out = append(out, targetCheck{Target: target, Label: o.Label, Want: want, Ours: ov, Other: pv, Ratio: ov / pv, Met: ok(ov / pv)})
+	}
+	isScenario := func(sc string, m func(*aggregate) bool) func(*aggregate) bool {
+		return func(a *aggregate) bool { return a.Scenario == sc && m(a) }
+	}
+	if has("nbio") {
+		ratio("idle memory per connection below nbio's", "ours÷nbio < 1",
+			isScenario(scIdle, labelHas("")), "rss_per_conn", "nbio", func(r float64) bool { return r < 1 })
+	}
+	if has("gobwas") {
+		ratio("echo 64 B, 1 in flight: server CPU per message at most gobwas's", "ours÷gobwas ≤ 1",
+			isScenario(scEcho, labelHas(" k=1")), "cpu_per_msg_us", "gobwas", func(r float64) bool { return r <= 1 })
+	}
+	// Echo with 16 in flight: ≥ 2× the best WebSocket peer, ≥ 0.8× raw TCP.
+	k16 := isScenario(scEcho, labelHas(" k=16"))
+	if o := findAgg(aggs, ours, k16); o != nil {
+		ov, _ := o.get("msgs_per_s")
+		best, bestName := 0.0, ""
+		for _, s := range servers {
+			if s == ours || s == "rawtcp" {
+				continue
+			}
+			if p := findAgg(aggs, s, k16); p != nil {
+				if v, ok := p.get("msgs_per_s"); ok && v > best {
+					best, bestName = v, s
+				}
+			}
+		}
+		if best > 0 {
+			out = append(out, targetCheck{Target: "echo 64 B, 16 in flight: messages/s at least 2× the best peer (" + bestName + ")",
+				Label: o.Label, Want: "ours÷best ≥ 2", Ours: ov, Other: best, Ratio: ov / best, Met: ov/best >= 2})
+		}
+		if has("rawtcp") {
+			ratio("echo 64 B, 16 in flight: messages/s at least 0.8× raw TCP", "ours÷rawtcp ≥ 0.8",
+				k16, "msgs_per_s", "rawtcp", func(r float64) bool { return r >= 0.8 })
+		}
+	}
+	notSlow := func(a *aggregate) bool { return !strings.Contains(a.Label, "not reading") }
+	if has("gorilla") {
+		ratio("broadcast 1 KB: deliveries/s at least 2× gorilla's", "ours÷gorilla ≥ 2",
+			isScenario(scBroadcast, notSlow), "deliveries_per_s", "gorilla", func(r float64) bool { return r >= 2 })
+		ratio("connect: upgrades/s at least 1.5× gorilla's", "ours÷gorilla ≥ 1.5",
+			isScenario(scConnect, labelHas("")), "upgrades_per_s", "gorilla", func(r float64) bool { return r >= 1.5 })
+	}
+	// Issue 6: with some receivers not reading, the others keep ≥ 90 %,
+	// and the server's memory stays within their backpressure limits.
+	for _, o := range aggs {
+		if o.Server != ours || o.Scenario != scBroadcast || !strings.Contains(o.Label, "not reading") {
+			continue
+		}
+		if v, ok := o.get("rate_kept_pct"); ok {
+			out = append(out, targetCheck{Target: "broadcast with receivers not reading: the others keep ≥ 90 % of their rate",
+				Label: o.Label, Want: "≥ 90 %", Ours: v, Ratio: v / 100, Met: v >= 90})
+		}
+		if v, ok := o.get("rss_growth_per_slow"); ok {
+			if bound, ok := o.get("backpressure_limit"); ok && bound > 0 {
+				out = append(out, targetCheck{Target: "broadcast with receivers not reading: server memory growth per slow receiver within its backpressure limit",
+					Label: o.Label, Want: "growth ÷ limit ≤ 1", Ours: v, Other: bound, Ratio: v / bound, Met: v <= bound})
+			}
+		}
+	}
+	return out
+}
+
+func writeTargets(w io.Writer, checks []targetCheck) {
+	if len(checks) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\ntargets (issues 6 and 7):")
+	for _, c := range checks {
+		verdict := "MET    "
+		if !c.Met {
+			verdict = "NOT MET"
+		}
+		fmt.Fprintf(w, "  %s  %s: %.2f (%s) [%s]\n", verdict, c.Target, c.Ratio, c.Want, c.Label)
+	}
+}
