@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -79,6 +80,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxBP := fs.Int("max-backpressure", provider.DefaultMaxBackpressure, "bytes queued per connection before the backpressure policy applies")
 	refuse := fs.Bool("refuse-on-backpressure", false, "refuse messages over max backpressure instead of closing the connection")
 	loops := fs.Int("poll-loops", 0, "netpoll event loops (0: netpoll's default)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file at shutdown")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
@@ -94,6 +97,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if _, _, err := raiseNoFile(); err != nil {
 		fmt.Fprintln(stderr, "serve: warning:", err)
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}()
 	}
 
 	var cnt serveCounters

@@ -45,6 +45,7 @@ type Provider struct {
 	// that compresses a broadcast once for all receivers.
 	shared *compress.Compressor
 
+	lifeMu   sync.Mutex // orders Start against Close and Shutdown
 	pl       *poller.Poller
 	started  atomic.Bool
 	closing  atomic.Bool // Shutdown or Close began: no new connections
@@ -115,6 +116,8 @@ func New(o Options) (*Provider, error) {
 // Start binds the listen address and serves. It returns once the Provider
 // is listening (Port then reports the bound port), or the listen error.
 func (p *Provider) Start() error {
+	p.lifeMu.Lock()
+	defer p.lifeMu.Unlock()
 	if p.closing.Load() {
 		return ErrServerClosed
 	}
@@ -170,7 +173,8 @@ func (p *Provider) Port() int {
 // Path returns the WebSocket endpoint path.
 func (p *Provider) Path() string { return p.o.Path }
 
-// Len returns the number of open connections.
+// Len returns the number of connections that completed the upgrade and
+// have not closed yet (those closing included).
 func (p *Provider) Len() int {
 	p.connMu.RLock()
 	defer p.connMu.RUnlock()
@@ -219,6 +223,8 @@ func (p *Provider) Close() error {
 }
 
 func (p *Provider) stop() {
+	p.lifeMu.Lock() // a Start in progress finishes first
+	p.lifeMu.Unlock()
 	p.stopOnce.Do(func() {
 		p.cancel()
 		if p.pl != nil {
@@ -242,9 +248,11 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 	if p.closing.Swap(true) && p.closed.Load() {
 		return nil
 	}
+	p.lifeMu.Lock()
 	if p.pl != nil {
 		_ = p.pl.StopAccepting()
 	}
+	p.lifeMu.Unlock()
 	for _, c := range p.Connections() {
 		c.closeWith(frame.CloseGoingAway, "provider shutting down")
 	}
@@ -618,16 +626,16 @@ var (
 // connection: a connection that answered since the last ping gets a new
 // one; one that did not gets a strike; one with MaxStrikes strikes is closed.
 func (p *Provider) heartbeat() {
+	snap := getSnapshot()
+	defer putSnapshot(snap)
 	p.connMu.RLock()
-	conns := make([]*Connection, 0, len(p.conns))
-	for _, c := range p.conns {
-		if State(c.state.Load()) == StateOpen {
-			conns = append(conns, c)
-		}
-	}
+	*snap = append(*snap, p.conns...)
 	p.connMu.RUnlock()
 	max := int32(p.o.Heartbeat.MaxStrikes)
-	for _, c := range conns {
+	for _, c := range *snap {
+		if State(c.state.Load()) != StateOpen {
+			continue
+		}
 		switch {
 		case !c.awaiting.Load():
 			c.awaiting.Store(true)
