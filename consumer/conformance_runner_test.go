@@ -14,175 +14,27 @@ package consumer
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/networkcluster/networkcluster/frame"
+	cf "github.com/networkcluster/networkcluster/internal/wstest/conformance"
 )
 
 // cfTimeout bounds every read and write of the test server.
 const cfTimeout = 10 * time.Second
-
-// cfPause separates writes that a case wants to arrive on their own.
-const cfPause = time.Millisecond
-
-type cfKind uint8
-
-const (
-	cfMsg cfKind = iota + 1
-	cfPong
-	cfClose
-)
-
-// cfEvent is something the Consumer sends: a whole data message, a pong,
-// or its close frame.
-type cfEvent struct {
-	kind       cfKind
-	op         frame.Opcode      // cfMsg
-	data       []byte            // cfMsg, cfPong: the payload; cfClose: the reason
-	codes      []frame.CloseCode // cfClose: the acceptable codes (CloseNoStatus: empty payload)
-	compressed bool              // cfMsg: it came with RSV1 (got events only)
-}
-
-func evText(s string) cfEvent  { return cfEvent{kind: cfMsg, op: frame.OpText, data: []byte(s)} }
-func evTextB(b []byte) cfEvent { return cfEvent{kind: cfMsg, op: frame.OpText, data: b} }
-func evBin(b []byte) cfEvent   { return cfEvent{kind: cfMsg, op: frame.OpBinary, data: b} }
-func evPong(s string) cfEvent  { return cfEvent{kind: cfPong, data: []byte(s)} }
-func evClose(codes ...frame.CloseCode) cfEvent {
-	return cfEvent{kind: cfClose, codes: codes}
-}
-
-func (ev cfEvent) match(got cfEvent) bool {
-	if ev.kind != got.kind {
-		return false
-	}
-	switch ev.kind {
-	case cfMsg:
-		return ev.op == got.op && bytes.Equal(ev.data, got.data)
-	case cfPong:
-		return bytes.Equal(ev.data, got.data)
-	}
-	for _, c := range ev.codes {
-		if c == got.codes[0] {
-			return true
-		}
-	}
-	return false
-}
-
-func (ev cfEvent) String() string {
-	show := func(b []byte) string {
-		if len(b) > 40 {
-			return fmt.Sprintf("%q... (%d bytes)", b[:40], len(b))
-		}
-		return fmt.Sprintf("%q", b)
-	}
-	switch ev.kind {
-	case cfMsg:
-		return fmt.Sprintf("%v message %s", ev.op, show(ev.data))
-	case cfPong:
-		return "pong " + show(ev.data)
-	case cfClose:
-		return fmt.Sprintf("close %v", ev.codes)
-	}
-	return "nothing"
-}
-
-// cfStep writes bytes and then waits for events.
-type cfStep struct {
-	data   []byte   // written in one write, or in pieces of chop bytes
-	chop   int      // > 0: write data in pieces of this size, each on its own
-	frames [][]byte // when set instead of data: one write per frame, each on its own
-	// closes is the code of the valid close frame this step sends (the
-	// server starts the closing handshake), 0 if it sends none.
-	closes frame.CloseCode
-	want   []cfEvent
-	// trail is written after the events arrived, before the server
-	// answers a close among them: bytes it had in flight.
-	trail [][]byte
-}
-
-func (st cfStep) expect(ev ...cfEvent) cfStep { st.want = append(st.want, ev...); return st }
-func (st cfStep) closing(code frame.CloseCode) cfStep {
-	st.closes = code
-	return st
-}
-
-func cfSend(frames ...[]byte) cfStep {
-	if len(frames) == 1 {
-		return cfStep{data: frames[0]}
-	}
-	return cfStep{data: bytes.Join(frames, nil)}
-}
-func cfChop(n int, frames ...[]byte) cfStep   { return cfStep{data: bytes.Join(frames, nil), chop: n} }
-func cfEach(frames ...[]byte) cfStep          { return cfStep{frames: frames} }
-func cfSteps(s ...cfStep) []cfStep            { return s }
-func cfSendClose(code frame.CloseCode) cfStep { return cfSend(cfCloseFrame(code, "")).closing(code) }
-
-// cfFrameRsv is an unmasked server frame with the reserved bits rsv (RSV1 =
-// 4, RSV2 = 2, RSV3 = 1).
-func cfFrameRsv(fin bool, op frame.Opcode, rsv byte, p []byte) []byte {
-	b := frame.AppendHeader(make([]byte, 0, frame.MaxHeaderSize+len(p)), frame.Header{Fin: fin, Rsv: rsv, Op: op, Length: int64(len(p))})
-	return append(b, p...)
-}
-func cfF(fin bool, op frame.Opcode, p string) []byte  { return cfFrameRsv(fin, op, 0, []byte(p)) }
-func cfFB(fin bool, op frame.Opcode, p []byte) []byte { return cfFrameRsv(fin, op, 0, p) }
-func cfRsv(rsv byte, fin bool, op frame.Opcode, p string) []byte {
-	return cfFrameRsv(fin, op, rsv, []byte(p))
-}
-func cfCloseFrame(code frame.CloseCode, reason string) []byte {
-	return cfFB(true, frame.OpClose, frame.AppendClose(nil, code, reason))
-}
-
-// cfFragments splits a message into frames of size bytes (the last may be
-// shorter); rsv goes on the first frame only.
-func cfFragments(op frame.Opcode, rsv byte, p []byte, size int) [][]byte {
-	if size <= 0 || size >= len(p) {
-		return [][]byte{cfFrameRsv(true, op, rsv, p)}
-	}
-	var out [][]byte
-	for off := 0; off < len(p); off += size {
-		end := min(off+size, len(p))
-		o, r := frame.OpContinuation, byte(0)
-		if off == 0 {
-			o, r = op, rsv
-		}
-		out = append(out, cfFrameRsv(end == len(p), o, r, p[off:end]))
-	}
-	return out
-}
-
-// cfCase is one conformance case.
-type cfCase struct {
-	ab    string // the Autobahn|Testsuite case it follows; "-" for our own
-	rfc   string // the RFC section that decides the expected behaviour
-	name  string
-	steps []cfStep
-	lazy  func() []cfStep // builds large steps only when the case runs
-}
-
-func (c cfCase) title() string {
-	if c.ab == "-" {
-		return c.name
-	}
-	return c.ab + " " + c.name
-}
 
 // --- the test server ---
 
@@ -299,25 +151,12 @@ func cfStartConsumer(t testing.TB, srv *cfServer, mode cfMode, mod func(o *Optio
 
 // cfSession is the server side of one case.
 type cfSession struct {
-	t     testing.TB
-	where string // "[case, RFC]" for messages
-	nc    net.Conn
-	br    *bufio.Reader
-	rec   *cfRecorder
-	req   *http.Request
-	limit int
-
-	deflate bool                           // permessage-deflate was negotiated: RSV1 allowed
-	infl    func(p []byte) ([]byte, error) // inflates RSV1 messages
-
-	inMsg      bool
-	op         frame.Opcode
-	compressed bool
-	buf        []byte
-
-	sentClose    bool            // the server sent a close frame (first or in answer)
-	serverCode   frame.CloseCode // code of the server's close if it was first
-	consumerCode frame.CloseCode // code of the Consumer's close frame; 0 until it came
+	cf.Session
+	nc      net.Conn
+	br      *bufio.Reader
+	rec     *cfRecorder
+	req     *http.Request
+	deflate bool // permessage-deflate was negotiated: RSV1 allowed
 }
 
 // cfAccept takes the next connection and reads its upgrade request.
@@ -330,7 +169,14 @@ func cfAccept(t testing.TB, srv *cfServer, rec *cfRecorder) *cfSession {
 		t.Fatal("the Consumer did not connect")
 	}
 	t.Cleanup(func() { nc.Close() })
-	s := &cfSession{t: t, nc: nc, br: bufio.NewReader(nc), rec: rec, limit: 64 << 20}
+	s := &cfSession{nc: nc, br: bufio.NewReader(nc), rec: rec}
+	s.Session = cf.Session{T: t, Side: cf.Server, Peer: "Consumer", Limit: 64 << 20, ReadFrame: s.readFrame,
+		Write: func(b []byte) error {
+			_ = nc.SetWriteDeadline(time.Now().Add(cfTimeout))
+			_, err := nc.Write(b)
+			return err
+		}}
+	s.Finish = s.finish
 	_ = nc.SetReadDeadline(time.Now().Add(cfTimeout))
 	req, err := http.ReadRequest(s.br)
 	if err != nil {
@@ -343,22 +189,22 @@ func cfAccept(t testing.TB, srv *cfServer, rec *cfRecorder) *cfSession {
 // upgrade answers the request with 101 and the given extra header lines,
 // after checking the request as RFC 6455 §4.1 requires.
 func (s *cfSession) upgrade(extra ...string) {
-	s.t.Helper()
+	s.T.Helper()
 	s.upgradeWith(nil, extra...)
 }
 
 // upgradeWith is upgrade with frames written in the same write as the
 // response.
 func (s *cfSession) upgradeWith(frames []byte, extra ...string) {
-	s.t.Helper()
+	s.T.Helper()
 	r := s.req
 	key := r.Header.Get("Sec-WebSocket-Key")
 	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
-		s.t.Fatalf("Sec-WebSocket-Key %q is not 16 bytes in base64 (RFC 6455 §4.1)", key)
+		s.T.Fatalf("Sec-WebSocket-Key %q is not 16 bytes in base64 (RFC 6455 §4.1)", key)
 	}
 	if r.Method != http.MethodGet || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") ||
 		!strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") || r.Header.Get("Sec-WebSocket-Version") != "13" {
-		s.t.Fatalf("not an RFC 6455 §4.1 upgrade request: %s %v", r.Method, r.Header)
+		s.T.Fatalf("not an RFC 6455 §4.1 upgrade request: %s %v", r.Method, r.Header)
 	}
 	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	var b strings.Builder
@@ -384,41 +230,11 @@ func cfConnect(t testing.TB, srv *cfServer, mode cfMode, mod func(o *Options), e
 	return c, s
 }
 
-func (s *cfSession) fatalf(format string, a ...any) {
-	s.t.Helper()
-	s.t.Fatalf(s.where+" "+format, a...)
-}
-
+// writeRaw writes b in one write.
 func (s *cfSession) writeRaw(b []byte) {
-	s.t.Helper()
-	_ = s.nc.SetWriteDeadline(time.Now().Add(cfTimeout))
-	if _, err := s.nc.Write(b); err != nil {
-		s.fatalf("write: %v", err)
-	}
-}
-
-// write performs a step's writes.
-func (s *cfSession) write(st cfStep) {
-	s.t.Helper()
-	if st.closes != 0 && !s.sentClose {
-		s.sentClose, s.serverCode = true, st.closes
-	}
-	switch {
-	case st.frames != nil:
-		for _, f := range st.frames {
-			s.writeRaw(f)
-			time.Sleep(cfPause)
-		}
-	case st.chop > 0:
-		pieces := (len(st.data) + st.chop - 1) / st.chop
-		for off := 0; off < len(st.data); off += st.chop {
-			s.writeRaw(st.data[off:min(off+st.chop, len(st.data))])
-			if pieces <= 256 {
-				time.Sleep(cfPause / 4)
-			}
-		}
-	case len(st.data) > 0:
-		s.writeRaw(st.data)
+	s.T.Helper()
+	if err := s.Write(b); err != nil {
+		s.Fatalf("write: %v", err)
 	}
 }
 
@@ -436,7 +252,7 @@ func (s *cfSession) readFrame() (frame.Header, []byte, error) {
 		}
 		if need == 0 {
 			_ = hn
-			if h.Length > int64(s.limit) {
+			if h.Length > int64(s.Limit) {
 				return h, nil, fmt.Errorf("frame of %d bytes", h.Length)
 			}
 			p := make([]byte, h.Length)
@@ -453,152 +269,20 @@ func (s *cfSession) readFrame() (frame.Header, []byte, error) {
 	}
 }
 
-// next reads frames until they make an event, checking the Consumer's
-// framing on the way.
-func (s *cfSession) next() (cfEvent, error) {
-	for {
-		h, p, err := s.readFrame()
-		if err != nil {
-			return cfEvent{}, err
-		}
-		if s.consumerCode != 0 {
-			return cfEvent{}, fmt.Errorf("%v frame after the Consumer's close frame (RFC 6455 §5.5.1)", h.Op)
-		}
-		switch h.Op {
-		case frame.OpPing:
-			return cfEvent{}, errors.New("unexpected ping from the Consumer")
-		case frame.OpPong:
-			return cfEvent{kind: cfPong, data: p}, nil
-		case frame.OpClose:
-			code, reason, err := frame.ParseClose(p)
-			if err != nil {
-				return cfEvent{}, fmt.Errorf("the Consumer's close frame % x: %w", p, err)
-			}
-			s.consumerCode = code
-			return cfEvent{kind: cfClose, codes: []frame.CloseCode{code}, data: reason}, nil
-		case frame.OpContinuation:
-			if !s.inMsg {
-				return cfEvent{}, errors.New("continuation frame from the Consumer with no message in progress (RFC 6455 §5.4)")
-			}
-			if h.Rsv1() {
-				return cfEvent{}, errors.New("RSV1 on a continuation frame from the Consumer (RFC 7692 §6.1)")
-			}
-		default:
-			if s.inMsg {
-				return cfEvent{}, errors.New("new data message from the Consumer inside a fragmented one (RFC 6455 §5.4)")
-			}
-			s.inMsg, s.op, s.compressed, s.buf = true, h.Op, h.Rsv1(), s.buf[:0]
-		}
-		if len(s.buf)+len(p) > s.limit {
-			return cfEvent{}, fmt.Errorf("message of more than %d bytes", s.limit)
-		}
-		data := p
-		if !h.Fin || len(s.buf) > 0 {
-			s.buf = append(s.buf, p...)
-			data = s.buf
-		}
-		if !h.Fin {
-			continue
-		}
-		s.inMsg = false
-		s.buf = s.buf[:0]
-		if s.compressed {
-			if data, err = s.infl(data); err != nil {
-				return cfEvent{}, fmt.Errorf("inflating the Consumer's message: %w", err)
-			}
-		}
-		if s.op == frame.OpText && !utf8.Valid(data) {
-			return cfEvent{}, errors.New("text message from the Consumer that is not UTF-8 (RFC 6455 §8.1)")
-		}
-		// data is valid until the next call.
-		return cfEvent{kind: cfMsg, op: s.op, data: data, compressed: s.compressed}, nil
-	}
-}
-
-// run performs a case's steps, then finish.
-func (s *cfSession) run(st []cfStep) {
-	s.t.Helper()
-	for i, step := range st {
-		s.write(step)
-		for _, want := range step.want {
-			got, err := s.next()
-			if err != nil {
-				s.fatalf("step %d: waiting for %v: %v", i+1, want, err)
-			}
-			if !want.match(got) {
-				s.fatalf("step %d: got %v, want %v", i+1, got, want)
-			}
-		}
-		for _, b := range step.trail {
-			s.writeRaw(b)
-			time.Sleep(cfPause)
-		}
-		if s.consumerCode != 0 {
-			s.answer()
-		}
-	}
-	s.finish()
-}
-
-// answer completes a closing handshake the Consumer started (RFC 6455
-// §5.5.1: echo its code).
-func (s *cfSession) answer() {
-	s.t.Helper()
-	if s.sentClose {
-		return
-	}
-	s.sentClose = true
-	code := s.consumerCode
-	if code == frame.CloseNoStatus {
-		code = 0
-	}
-	s.writeRaw(cfCloseFrame(code, ""))
-}
-
 // finish closes (unless done), closes TCP first as a server should, checks
 // that nothing follows the Consumer's close frame and that the Consumer
 // closes TCP too, and checks the OnDisconnect event.
 func (s *cfSession) finish() {
-	s.t.Helper()
-	if s.consumerCode == 0 {
-		if !s.sentClose {
-			s.write(cfSendClose(frame.CloseNormal))
-		}
-		got, err := s.next()
-		if err != nil {
-			s.fatalf("after the script: waiting for the close: %v", err)
-		}
-		if got.kind != cfClose {
-			s.fatalf("after the script: got %v, want nothing before the close", got)
-		}
-		// RFC 6455 §5.5.1: the answer echoes the code (the Consumer does).
-		if want := s.serverCode; got.codes[0] != want {
-			s.fatalf("the Consumer answered close %v with %v", want, got.codes[0])
-		}
-	}
+	s.T.Helper()
+	s.CloseHandshake()
 	// The server closes its side first (RFC 6455 §7.1.1); the Consumer
 	// must send nothing more and close too.
 	if tc, ok := s.nc.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 	}
-	for i := 0; i < 100; i++ {
-		h, _, err := s.readFrame()
-		if err == nil {
-			s.fatalf("%v frame after the closing handshake", h.Op)
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			s.fatalf("the Consumer did not close TCP after the server did (RFC 6455 §7.1.1)")
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "connection reset") {
-			break
-		}
-		s.fatalf("reading after the close: %v", err)
-	}
+	s.ExpectEOF()
 	s.nc.Close()
-	want := s.consumerCode
-	if s.serverCode != 0 {
-		want = s.serverCode
-	}
+	want := s.FirstCode()
 	var got cfDisc
 	deadline := time.Now().Add(cfTimeout)
 	for {
@@ -612,27 +296,21 @@ func (s *cfSession) finish() {
 			break
 		}
 		if time.Now().After(deadline) {
-			s.fatalf("no OnDisconnect")
+			s.Fatalf("no OnDisconnect")
 		}
 		time.Sleep(time.Millisecond)
 	}
 	if got.code != want {
-		s.fatalf("OnDisconnect code %v (%q), want %v", got.code, got.reason, want)
+		s.Fatalf("OnDisconnect code %v (%q), want %v", got.code, got.reason, want)
 	}
 }
 
 // cfRun runs cases as subtests, each with a new Consumer of the server.
-func cfRun(t *testing.T, srv *cfServer, mode cfMode, mod func(o *Options), cases []cfCase) {
+func cfRun(t *testing.T, srv *cfServer, mode cfMode, mod func(o *Options), cases []cf.Case) {
 	t.Helper()
-	for _, c := range cases {
-		t.Run(c.title(), func(t *testing.T) {
-			_, s := cfConnect(t, srv, mode, mod)
-			s.where = "[" + c.ab + ", " + c.rfc + "]"
-			st := c.steps
-			if c.lazy != nil {
-				st = c.lazy()
-			}
-			s.run(st)
-		})
-	}
+	cf.Run(t, cases, func(t *testing.T, c cf.Case) {
+		_, s := cfConnect(t, srv, mode, mod)
+		s.Where = c.Where()
+		s.Run(c.Script())
+	})
 }

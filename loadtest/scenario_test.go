@@ -2,18 +2,10 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	cryptorand "crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"encoding/xml"
 	"errors"
 	"io"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +14,7 @@ import (
 
 	"github.com/networkcluster/networkcluster/compress"
 	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/testcert"
 )
 
 // tiny returns a scenario at test size: tens of connections, well under a
@@ -444,7 +437,7 @@ func TestCompare(t *testing.T) {
 // TestServeTLS serves wss from PEM files and runs echo over it.
 func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := writeSelfSigned(t, dir)
+	certFile, keyFile := testcert.New(t).WriteFiles(t, dir)
 	srv := startServe(t, "--tls-cert", certFile, "--tls-key", keyFile)
 	var out, errb bytes.Buffer
 	code := realMain(testCtx(t, time.Minute), []string{"run", "--target", "wss://" + srv.Addr + "/connect", "--insecure",
@@ -452,40 +445,6 @@ func TestServeTLS(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "messages/s") {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
-}
-
-// writeSelfSigned writes a self-signed certificate for 127.0.0.1.
-func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), cryptorand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "loadtest"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(cryptorand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }
 
 // TestRunConcurrent: several runs against one serve at once (as several

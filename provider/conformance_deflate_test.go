@@ -9,48 +9,21 @@ package provider
 // errors (RSV1 where it may not be, corrupt data, bombs, references beyond
 // the window). The client compresses with the compress package (a client
 // Config); what the Provider sends is inflated by the independent inflater
-// of conformance_inflate_test.go, which also holds the Provider to the
-// LZ77 window it agreed to.
+// of internal/testdeflate, and cf.Inflater holds the Provider to the LZ77
+// window it agreed to.
 
 import (
-	"bytes"
-	"compress/flate"
 	"fmt"
 	"net/http"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/networkcluster/networkcluster/compress"
 	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/testdeflate"
+	tv "github.com/networkcluster/networkcluster/internal/testvectors"
 	"github.com/networkcluster/networkcluster/internal/wstest"
+	cf "github.com/networkcluster/networkcluster/internal/wstest/conformance"
 )
-
-// cfPresets are every compressor and decompressor preset, alone and in
-// some combinations.
-var cfPresets = []compress.Preset{
-	compress.SharedCompressor,
-	compress.SharedDecompressor,
-	compress.SharedCompressor | compress.SharedDecompressor,
-	compress.DedicatedCompressor3KB,
-	compress.DedicatedCompressor4KB,
-	compress.DedicatedCompressor8KB,
-	compress.DedicatedCompressor16KB,
-	compress.DedicatedCompressor32KB,
-	compress.DedicatedCompressor64KB,
-	compress.DedicatedCompressor128KB,
-	compress.DedicatedCompressor256KB,
-	compress.DedicatedDecompressor512B,
-	compress.DedicatedDecompressor1KB,
-	compress.DedicatedDecompressor2KB,
-	compress.DedicatedDecompressor4KB,
-	compress.DedicatedDecompressor8KB,
-	compress.DedicatedDecompressor16KB,
-	compress.DedicatedDecompressor32KB,
-	compress.DedicatedCompressor4KB | compress.DedicatedDecompressor,
-	compress.DedicatedCompressor | compress.DedicatedDecompressor512B,
-	compress.DedicatedCompressor | compress.DedicatedDecompressor,
-	compress.SharedCompressor | compress.DedicatedDecompressor4KB,
-}
 
 // cfPresetWindows returns the preset's compressor and decompressor windows
 // in bits, 0 for a shared half (uWebSockets layout: the low byte is
@@ -92,10 +65,7 @@ type cfDeflate struct {
 	offers []compress.Params
 	resp   compress.Params
 	comp   *compress.Compressor
-	inBits int    // the window the Provider must keep to
-	inCtx  bool   // the Provider may refer to earlier messages
-	hist   []byte // the last 1<<inBits bytes it sent, with context takeover
-	limit  int
+	in     *cf.Inflater // inflates the Provider's messages, holding it to its window
 }
 
 // cfDeflateOpen opens a connection offering offer and, when the Provider
@@ -123,7 +93,7 @@ func cfDeflateOpen(t *testing.T, e *events, addr string, p compress.Preset, offe
 		t.Fatalf("disabled Provider answered %q", values)
 	}
 	cfCheckResponse(t, p, offers, resp)
-	d := &cfDeflate{offers: offers, resp: resp, limit: 1 << 20}
+	d := &cfDeflate{offers: offers, resp: resp}
 	// The client keeps to the response and to the hints of its offers: no
 	// context when any offer said client_no_context_takeover.
 	ctx := !resp.ClientNoContextTakeover
@@ -141,11 +111,12 @@ func cfDeflateOpen(t *testing.T, e *events, addr string, p compress.Preset, offe
 	}
 	d.comp = compress.NewCompressor(compress.Config{CompressWindowBits: bits, CompressContextTakeover: ctx, CompressMemLevel: 8})
 	t.Cleanup(d.comp.Release)
-	d.inBits, d.inCtx = 15, !resp.ServerNoContextTakeover
+	inBits := 15
 	if resp.ServerMaxWindowBits > 0 {
-		d.inBits = resp.ServerMaxWindowBits
+		inBits = resp.ServerMaxWindowBits
 	}
-	s.infl = d.inflate
+	d.in = cf.Client.Inflater(inBits, !resp.ServerNoContextTakeover, 1<<20)
+	s.Inflate = d.in.Inflate
 	return s, d
 }
 
@@ -195,34 +166,7 @@ func cfCheckResponse(t *testing.T, p compress.Preset, offers []compress.Params, 
 // frames returns the frames of a compressed message, split in fragments
 // of frag bytes of compressed payload (0: one frame), RSV1 on the first.
 func (d *cfDeflate) frames(op frame.Opcode, msg []byte, frag int) [][]byte {
-	payload, err := d.comp.Compress(nil, msg)
-	if err != nil {
-		panic(err)
-	}
-	return cfFragments(op, 4, payload, frag)
-}
-
-// inflate inflates a message from the Provider with the independent
-// inflater and holds it to the window it agreed to.
-func (d *cfDeflate) inflate(p []byte) ([]byte, error) {
-	var hist []byte
-	if d.inCtx {
-		hist = d.hist
-	}
-	out, dist, err := cfInflate(hist, p, d.limit)
-	if err != nil {
-		return nil, err
-	}
-	if dist > 1<<d.inBits {
-		return nil, fmt.Errorf("back-reference of %d bytes beyond the agreed window of %d bits (RFC 7692 §7.1.2.1)", dist, d.inBits)
-	}
-	if d.inCtx {
-		d.hist = append(d.hist, out...)
-		if w := 1 << d.inBits; len(d.hist) > w {
-			d.hist = append(d.hist[:0], d.hist[len(d.hist)-w:]...)
-		}
-	}
-	return out, nil
+	return cf.Client.Compressed(d.comp, op, msg, frag)
 }
 
 // TestConformanceDeflateNegotiation: which offers each preset accepts, and
@@ -253,7 +197,7 @@ func TestConformanceDeflateNegotiation(t *testing.T) {
 		{"RFC 7692 §7.1.2.1", "server_max_window_bits=8", []string{"permessage-deflate; server_max_window_bits=8"}, true},
 		{"RFC 7692 §7.1.1.2", "client_no_context_takeover hint", []string{"permessage-deflate; client_no_context_takeover"}, true},
 	}
-	for _, p := range append([]compress.Preset{compress.Disabled}, cfPresets...) {
+	for _, p := range append([]compress.Preset{compress.Disabled}, cf.Presets()...) {
 		t.Run(p.String(), func(t *testing.T) {
 			_, e, addr := cfEchoProvider(t, Options{Compressor: p})
 			for _, c := range cases {
@@ -262,21 +206,21 @@ func TestConformanceDeflateNegotiation(t *testing.T) {
 					extra = append(extra, "Sec-WebSocket-Extensions: "+h)
 				}
 				s := cfOpen(t, e, addr, "/connect", extra...)
-				s.where = "[" + c.rfc + ", " + c.name + "]"
+				s.Where = "[" + c.rfc + ", " + c.name + "]"
 				values := s.c.Resp.Header.Values("Sec-WebSocket-Extensions")
 				resp, ok, err := compress.ParseResponse(values)
 				if err != nil {
-					s.fatalf("response %q: %v", values, err)
+					s.Fatalf("response %q: %v", values, err)
 				}
 				if ok != (c.accept && p.Enabled()) {
-					s.fatalf("accepted=%v (%q), want %v", ok, values, c.accept && p.Enabled())
+					s.Fatalf("accepted=%v (%q), want %v", ok, values, c.accept && p.Enabled())
 				}
 				if ok {
 					offers, _ := compress.ParseOffers(c.headers)
 					cfCheckResponse(t, p, offers, resp)
 				} else {
 					// Declined: RSV1 stays reserved (RFC 6455 §5.2).
-					s.run(cfSteps(cfSend(wstest.Frame(true, cfOpText, 4, []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00})).expect(evClose(frame.CloseProtocolError))))
+					s.Run(cf.Steps(cf.Send(wstest.Frame(true, frame.OpText, 4, []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00})).Expect(cf.EvClose(frame.CloseProtocolError))))
 					continue
 				}
 				s.c.Close()
@@ -311,62 +255,30 @@ var cfDeflateSizes = []struct{ size, frag int }{
 var cfDeflateKinds = []struct {
 	kind string
 	op   frame.Opcode
-}{{"json", cfOpText}, {"html", cfOpText}, {"text", cfOpText}, {"bitmap", cfOpBinary}, {"random", cfOpBinary}}
+}{{"json", frame.OpText}, {"html", frame.OpText}, {"text", frame.OpText}, {"bitmap", frame.OpBinary}, {"random", frame.OpBinary}}
 
 // cfDeflateEcho sends msgs compressed (in fragments of frag bytes) and
 // checks the compressed echoes.
 func cfDeflateEcho(s *cfSession, d *cfDeflate, op frame.Opcode, msgs [][]byte, frag int) {
-	s.t.Helper()
-	var st []cfStep
+	s.T.Helper()
+	var st []cf.Step
 	for _, m := range msgs {
-		want := evBin(m)
-		if op == cfOpText {
-			want = evTextB(m)
-		}
-		st = append(st, cfSend(d.frames(op, m, frag)...).expect(want))
+		want := cf.Echo(op, m)
+		st = append(st, cf.Send(d.frames(op, m, frag)...).Expect(want))
 	}
 	for i, step := range st {
-		s.write(step)
-		got, err := s.next()
+		s.WriteStep(step)
+		got, err := s.Next()
 		if err != nil {
-			s.fatalf("message %d: %v", i+1, err)
+			s.Fatalf("message %d: %v", i+1, err)
 		}
-		if !step.want[0].match(got) {
-			s.fatalf("message %d: got %v, want %v", i+1, got, step.want[0])
+		if !step.Want[0].Match(got) {
+			s.Fatalf("message %d: got %v, want %v", i+1, got, step.Want[0])
 		}
-		if !got.compressed {
-			s.fatalf("message %d: echo not compressed with CompressionThreshold -1", i+1)
+		if !got.Compressed {
+			s.Fatalf("message %d: echo not compressed with CompressionThreshold -1", i+1)
 		}
 	}
-}
-
-// cfSlices cuts n messages of size bytes from data, one after the other
-// (wrapping around), as Autobahn's section 12 does; text stays valid UTF-8.
-func cfSlices(data []byte, size, n int, text bool) [][]byte {
-	var out [][]byte
-	pos := 0
-	for i := 0; i < n; i++ {
-		m := make([]byte, 0, size)
-		for text && pos < len(data) && !utf8.RuneStart(data[pos]) {
-			pos++ // start at a character
-		}
-		for len(m) < size {
-			if pos == len(data) {
-				pos = 0
-			}
-			k := min(size-len(m), len(data)-pos)
-			m = append(m, data[pos:pos+k]...)
-			pos += k
-		}
-		if text {
-			m = cfTrimUTF8(m)
-			for len(m) < size {
-				m = append(m, '.')
-			}
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 // TestConformanceDeflate12 follows section 12: for every preset, under
@@ -378,9 +290,9 @@ func cfSlices(data []byte, size, n int, text bool) [][]byte {
 func TestConformanceDeflate12(t *testing.T) {
 	corpus := map[string][]byte{}
 	for _, k := range cfDeflateKinds {
-		corpus[k.kind] = cfCorpus(k.kind, 192<<10)
+		corpus[k.kind] = tv.Corpus(k.kind, 192<<10)
 	}
-	for pi, p := range cfPresets {
+	for pi, p := range cf.Presets() {
 		t.Run(p.String(), func(t *testing.T) {
 			_, e, addr := cfEchoProvider(t, Options{Compressor: p, CompressionThreshold: -1, MaxPayloadLength: 256 << 10})
 			for i, k := range cfDeflateKinds {
@@ -394,10 +306,10 @@ func TestConformanceDeflate12(t *testing.T) {
 						if large && ((j+pi)%3 != 0 || (j+pi)%len(cfDeflateKinds) != i) && !(j == 9 && i == pi%len(cfDeflateKinds)) {
 							continue
 						}
-						s.where = fmt.Sprintf("[12.%d.%d %s, RFC 7692 §6, §7.2]", i+1, j+1, k.kind)
-						cfDeflateEcho(s, d, k.op, cfSlices(corpus[k.kind], sz.size, 2, k.op == cfOpText), sz.frag)
+						s.Where = fmt.Sprintf("[12.%d.%d %s, RFC 7692 §6, §7.2]", i+1, j+1, k.kind)
+						cfDeflateEcho(s, d, k.op, tv.Slices(corpus[k.kind], sz.size, 2, k.op == frame.OpText), sz.frag)
 					}
-					s.where = fmt.Sprintf("[12.%d %s, RFC 6455 §7.1]", i+1, k.kind)
+					s.Where = fmt.Sprintf("[12.%d %s, RFC 6455 §7.1]", i+1, k.kind)
 					s.finish()
 				})
 			}
@@ -409,9 +321,9 @@ func TestConformanceDeflate12(t *testing.T) {
 // Autobahn's offers and ours, with messages of several sizes, whole and
 // auto-fragmented, both ways compressed.
 func TestConformanceDeflate13(t *testing.T) {
-	json := cfCorpus("json", 64<<10)
+	json := tv.Corpus("json", 64<<10)
 	sizes := []struct{ size, frag int }{{16, 0}, {300, 0}, {4096, 0}, {16384, 512}}
-	for _, p := range cfPresets {
+	for _, p := range cf.Presets() {
 		t.Run(p.String(), func(t *testing.T) {
 			_, e, addr := cfEchoProvider(t, Options{Compressor: p, CompressionThreshold: -1})
 			for i, o := range cfOffers {
@@ -425,10 +337,10 @@ func TestConformanceDeflate13(t *testing.T) {
 						t.Fatalf("offer %q declined", o.offer)
 					}
 					for j, sz := range sizes {
-						s.where = fmt.Sprintf("[%s.%d (%d), RFC 7692 §7.1]", o.ab, j+1, i)
-						cfDeflateEcho(s, d, cfOpText, cfSlices(json, sz.size, 2, true), sz.frag)
+						s.Where = fmt.Sprintf("[%s.%d (%d), RFC 7692 §7.1]", o.ab, j+1, i)
+						cfDeflateEcho(s, d, frame.OpText, tv.Slices(json, sz.size, 2, true), sz.frag)
 					}
-					s.where = "[" + o.ab + ", RFC 6455 §7.1]"
+					s.Where = "[" + o.ab + ", RFC 6455 §7.1]"
 					s.finish()
 				})
 			}
@@ -445,31 +357,31 @@ func TestConformanceDeflateRFCExamples(t *testing.T) {
 	_, e, addr := cfEchoProvider(t, Options{Compressor: p, CompressionThreshold: -1})
 	rsv1 := func(fin bool, op frame.Opcode, payload ...byte) []byte {
 		r := byte(4)
-		if op == cfOpCont {
+		if op == frame.OpContinuation {
 			r = 0
 		}
 		return wstest.Frame(fin, op, r, payload)
 	}
-	cases := []cfCase{
-		{"-", "RFC 7692 §7.2.3.1", "one compressed block", cfSteps(cfSend(rsv1(true, cfOpText, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00)).expect(evTextB(hello))), nil},
-		{"-", "RFC 7692 §7.2.3.1", "one compressed block in 2 fragments", cfSteps(cfSend(rsv1(false, cfOpText, 0xf2, 0x48, 0xcd), rsv1(true, cfOpCont, 0xc9, 0xc9, 0x07, 0x00)).expect(evTextB(hello))), nil},
-		{"-", "RFC 7692 §7.2.3.2", "second message refers to the first (context takeover)", cfSteps(
-			cfSend(rsv1(true, cfOpText, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00)).expect(evTextB(hello)),
-			cfSend(rsv1(true, cfOpText, 0xf2, 0x00, 0x11, 0x00, 0x00)).expect(evTextB(hello))), nil},
-		{"-", "RFC 7692 §7.2.3.3", "stored block", cfSteps(cfSend(rsv1(true, cfOpText, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00)).expect(evTextB(hello))), nil},
-		{"-", "RFC 7692 §7.2.3.4", "block with BFINAL set", cfSteps(cfSend(rsv1(true, cfOpText, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00)).expect(evTextB(hello))), nil},
-		{"-", "RFC 7692 §7.2.3.5", "two blocks", cfSteps(cfSend(rsv1(true, cfOpText, 0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00)).expect(evTextB(hello))), nil},
-		{"-", "RFC 7692 §7.2.3.3, §7.2.1", "empty message as an empty stored block", cfSteps(cfSend(rsv1(true, cfOpBinary, 0x00)).expect(evBin([]byte{}))), nil},
-		{"-", "RFC 7692 §6", "uncompressed message on a compressed connection", cfSteps(cfSend(cfF(true, cfOpText, "plain")).expect(evText("plain"))), nil},
+	cases := []cf.Case{
+		{AB: "-", RFC: "RFC 7692 §7.2.3.1", Name: "one compressed block", Steps: cf.Steps(cf.Send(rsv1(true, frame.OpText, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00)).Expect(cf.EvTextB(hello)))},
+		{AB: "-", RFC: "RFC 7692 §7.2.3.1", Name: "one compressed block in 2 fragments", Steps: cf.Steps(cf.Send(rsv1(false, frame.OpText, 0xf2, 0x48, 0xcd), rsv1(true, frame.OpContinuation, 0xc9, 0xc9, 0x07, 0x00)).Expect(cf.EvTextB(hello)))},
+		{AB: "-", RFC: "RFC 7692 §7.2.3.2", Name: "second message refers to the first (context takeover)", Steps: cf.Steps(
+			cf.Send(rsv1(true, frame.OpText, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00)).Expect(cf.EvTextB(hello)),
+			cf.Send(rsv1(true, frame.OpText, 0xf2, 0x00, 0x11, 0x00, 0x00)).Expect(cf.EvTextB(hello)))},
+		{AB: "-", RFC: "RFC 7692 §7.2.3.3", Name: "stored block", Steps: cf.Steps(cf.Send(rsv1(true, frame.OpText, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00)).Expect(cf.EvTextB(hello)))},
+		{AB: "-", RFC: "RFC 7692 §7.2.3.4", Name: "block with BFINAL set", Steps: cf.Steps(cf.Send(rsv1(true, frame.OpText, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00)).Expect(cf.EvTextB(hello)))},
+		{AB: "-", RFC: "RFC 7692 §7.2.3.5", Name: "two blocks", Steps: cf.Steps(cf.Send(rsv1(true, frame.OpText, 0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00)).Expect(cf.EvTextB(hello)))},
+		{AB: "-", RFC: "RFC 7692 §7.2.3.3, §7.2.1", Name: "empty message as an empty stored block", Steps: cf.Steps(cf.Send(rsv1(true, frame.OpBinary, 0x00)).Expect(cf.EvBin([]byte{})))},
+		{AB: "-", RFC: "RFC 7692 §6", Name: "uncompressed message on a compressed connection", Steps: cf.Steps(cf.Send(cf.Client.F(true, frame.OpText, "plain")).Expect(cf.EvText("plain")))},
 	}
 	for _, c := range cases {
-		t.Run(c.title()+" "+c.rfc, func(t *testing.T) {
+		t.Run(c.Title()+" "+c.RFC, func(t *testing.T) {
 			s, d := cfDeflateOpen(t, e, addr, p, offer)
 			if d == nil || d.resp.ClientNoContextTakeover {
 				t.Fatalf("want context takeover accepted, got %v", d)
 			}
-			s.where = "[" + c.rfc + "]"
-			s.run(c.steps)
+			s.Where = "[" + c.RFC + "]"
+			s.Run(c.Steps)
 		})
 	}
 }
@@ -481,66 +393,59 @@ func TestConformanceDeflateErrors(t *testing.T) {
 	_, e, addr := cfEchoProvider(t, Options{Compressor: pre, CompressionThreshold: -1, MaxPayloadLength: max})
 	const offer = "permessage-deflate; client_max_window_bits"
 	bad, inval := frame.CloseProtocolError, frame.CloseInvalidPayload
-	deflated := func(level int, dict, msg []byte) []byte {
-		var b bytes.Buffer
-		w, _ := flate.NewWriterDict(&b, level, dict)
-		w.Write(msg)
-		w.Flush()
-		return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
-	}
 	hello := []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}
-	history := cfBinary(2000, 9)
+	history := tv.Binary(2000, 9)
 	type errCase struct {
 		rfc, name string
-		build     func(d *cfDeflate) []cfStep
+		build     func(d *cfDeflate) []cf.Step
 	}
 	cases := []errCase{
-		{"RFC 7692 §6.1", "RSV1 on a continuation frame", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(wstest.Frame(false, cfOpText, 4, hello[:3]), wstest.Frame(true, cfOpCont, 4, hello[3:])).expect(evClose(bad)))
+		{"RFC 7692 §6.1", "RSV1 on a continuation frame", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(wstest.Frame(false, frame.OpText, 4, hello[:3]), wstest.Frame(true, frame.OpContinuation, 4, hello[3:])).Expect(cf.EvClose(bad)))
 		}},
-		{"RFC 7692 §6.1, RFC 6455 §5.5", "RSV1 on a ping", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(wstest.Frame(true, cfOpPing, 4, nil)).expect(evClose(bad)))
+		{"RFC 7692 §6.1, RFC 6455 §5.5", "RSV1 on a ping", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(wstest.Frame(true, frame.OpPing, 4, nil)).Expect(cf.EvClose(bad)))
 		}},
-		{"RFC 7692 §6.1", "RSV1 on a close", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(wstest.Frame(true, cfOpClose, 4, frame.AppendClose(nil, 1000, ""))).expect(evClose(bad)))
+		{"RFC 7692 §6.1", "RSV1 on a close", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(wstest.Frame(true, frame.OpClose, 4, frame.AppendClose(nil, 1000, ""))).Expect(cf.EvClose(bad)))
 		}},
-		{"RFC 6455 §5.2", "RSV2 on a compressed frame", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(wstest.Frame(true, cfOpText, 6, hello)).expect(evClose(bad)))
+		{"RFC 6455 §5.2", "RSV2 on a compressed frame", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(wstest.Frame(true, frame.OpText, 6, hello)).Expect(cf.EvClose(bad)))
 		}},
-		{"RFC 7692 §7.2.2", "corrupt deflate data (block type 3)", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(wstest.Frame(true, cfOpBinary, 4, []byte{0xff, 0xff, 0xff})).expect(evClose(inval)))
+		{"RFC 7692 §7.2.2", "corrupt deflate data (block type 3)", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(wstest.Frame(true, frame.OpBinary, 4, []byte{0xff, 0xff, 0xff})).Expect(cf.EvClose(inval)))
 		}},
-		{"RFC 7692 §7.2.2", "truncated deflate data", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(wstest.Frame(true, cfOpBinary, 4, deflated(6, nil, cfCorpus("json", 3000))[:200])).expect(evClose(inval)))
+		{"RFC 7692 §7.2.2", "truncated deflate data", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(wstest.Frame(true, frame.OpBinary, 4, testdeflate.Deflate(6, nil, tv.Corpus("json", 3000))[:200])).Expect(cf.EvClose(inval)))
 		}},
-		{"RFC 7692 §7.2.3.4", "data after a final block", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(wstest.Frame(true, cfOpText, 4, []byte{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00})).expect(evClose(inval)))
+		{"RFC 7692 §7.2.3.4", "data after a final block", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(wstest.Frame(true, frame.OpText, 4, []byte{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00})).Expect(cf.EvClose(inval)))
 		}},
-		{"RFC 6455 §8.1, RFC 7692 §6", "compressed text that inflates to invalid UTF-8", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(d.frames(cfOpText, []byte(cfKosmeBad), 0)...).expect(evClose(inval)))
+		{"RFC 6455 §8.1, RFC 7692 §6", "compressed text that inflates to invalid UTF-8", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(d.frames(frame.OpText, []byte(tv.KosmeBad), 0)...).Expect(cf.EvClose(inval)))
 		}},
-		{"RFC 6455 §8.1, RFC 7692 §6", "compressed text ending inside a character", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(d.frames(cfOpText, []byte("abc\xe2\x82"), 0)...).expect(evClose(inval)))
+		{"RFC 6455 §8.1, RFC 7692 §6", "compressed text ending inside a character", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(d.frames(frame.OpText, []byte("abc\xe2\x82"), 0)...).Expect(cf.EvClose(inval)))
 		}},
-		{"RFC 6455 §7.4.1, §10.4", "compression bomb: 1 MiB of zeros in a few hundred bytes", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(wstest.Frame(true, cfOpBinary, 4, deflated(9, nil, make([]byte, 1<<20)))).expect(evClose(frame.CloseTooBig)))
+		{"RFC 6455 §7.4.1, §10.4", "compression bomb: 1 MiB of zeros in a few hundred bytes", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(wstest.Frame(true, frame.OpBinary, 4, testdeflate.Deflate(9, nil, make([]byte, 1<<20)))).Expect(cf.EvClose(frame.CloseTooBig)))
 		}},
-		{"RFC 6455 §7.4.1, §10.4", "inflates to exactly the limit", func(d *cfDeflate) []cfStep {
+		{"RFC 6455 §7.4.1, §10.4", "inflates to exactly the limit", func(d *cfDeflate) []cf.Step {
 			z := make([]byte, max)
-			return cfSteps(cfSend(wstest.Frame(true, cfOpBinary, 4, deflated(9, nil, z))).expect(evBin(z)))
+			return cf.Steps(cf.Send(wstest.Frame(true, frame.OpBinary, 4, testdeflate.Deflate(9, nil, z))).Expect(cf.EvBin(z)))
 		}},
-		{"RFC 6455 §7.4.1, §10.4", "inflates to the limit + 1", func(d *cfDeflate) []cfStep {
-			return cfSteps(cfSend(wstest.Frame(true, cfOpBinary, 4, deflated(9, nil, make([]byte, max+1)))).expect(evClose(frame.CloseTooBig)))
+		{"RFC 6455 §7.4.1, §10.4", "inflates to the limit + 1", func(d *cfDeflate) []cf.Step {
+			return cf.Steps(cf.Send(wstest.Frame(true, frame.OpBinary, 4, testdeflate.Deflate(9, nil, make([]byte, max+1)))).Expect(cf.EvClose(frame.CloseTooBig)))
 		}},
-		{"RFC 7692 §7.1.2.2", "back-reference beyond the client window the Provider asked for", func(d *cfDeflate) []cfStep {
+		{"RFC 7692 §7.1.2.2", "back-reference beyond the client window the Provider asked for", func(d *cfDeflate) []cf.Step {
 			if d.resp.ClientMaxWindowBits != 9 {
 				panic(fmt.Sprintf("want client_max_window_bits=9, got %v", d.resp))
 			}
 			// 2000 bytes stored, then a message made of their first 200
 			// bytes as a back-reference 2000 bytes long: beyond 512.
-			return cfSteps(
-				cfSend(wstest.Frame(true, cfOpBinary, 4, deflated(0, nil, history))).expect(evBin(history)),
-				cfSend(wstest.Frame(true, cfOpBinary, 4, deflated(9, history, history[:200]))).expect(evClose(inval)))
+			return cf.Steps(
+				cf.Send(wstest.Frame(true, frame.OpBinary, 4, testdeflate.Deflate(0, nil, history))).Expect(cf.EvBin(history)),
+				cf.Send(wstest.Frame(true, frame.OpBinary, 4, testdeflate.Deflate(9, history, history[:200]))).Expect(cf.EvClose(inval)))
 		}},
 	}
 	for _, c := range cases {
@@ -549,48 +454,8 @@ func TestConformanceDeflateErrors(t *testing.T) {
 			if d == nil {
 				t.Fatal("declined")
 			}
-			s.where = "[-, " + c.rfc + "]"
-			s.run(c.build(d))
+			s.Where = "[-, " + c.rfc + "]"
+			s.Run(c.build(d))
 		})
-	}
-}
-
-// TestConformanceInflater checks the independent inflater against the
-// standard library's deflater: every block type, with and without a
-// dictionary, and the distances it reports.
-func TestConformanceInflater(t *testing.T) {
-	for _, kind := range []string{"json", "text", "bitmap", "random"} {
-		data := cfCorpus(kind, 100<<10)
-		dict := data[:5000]
-		for _, level := range []int{flate.NoCompression, flate.BestSpeed, flate.DefaultCompression, flate.HuffmanOnly} {
-			for _, d := range [][]byte{nil, dict} {
-				var b bytes.Buffer
-				w, _ := flate.NewWriterDict(&b, level, d)
-				w.Write(data[5000:])
-				w.Flush()
-				payload := bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
-				out, dist, err := cfInflate(d, payload, 1<<20)
-				if err != nil || !bytes.Equal(out, data[5000:]) {
-					t.Fatalf("%s level %d dict %v: %v (%d bytes)", kind, level, d != nil, err, len(out))
-				}
-				if dist > 32768 {
-					t.Fatalf("distance %d", dist)
-				}
-			}
-		}
-	}
-	// RFC 7692 §7.2.3.2: the second "Hello" is a 5-byte reference.
-	if out, dist, err := cfInflate([]byte("Hello"), []byte{0xf2, 0x00, 0x11, 0x00, 0x00}, 100); err != nil || string(out) != "Hello" || dist != 5 {
-		t.Fatalf("7.2.3.2: %q %d %v", out, dist, err)
-	}
-	// Without the history the same reference is refused.
-	if _, _, err := cfInflate(nil, []byte{0xf2, 0x00, 0x11, 0x00, 0x00}, 100); err == nil {
-		t.Fatal("reference into missing history accepted")
-	}
-	if _, _, err := cfInflate(nil, []byte{0xff, 0xff}, 100); err == nil {
-		t.Fatal("block type 3 accepted")
-	}
-	if _, _, err := cfInflate(nil, bytes.Repeat([]byte{0}, 10), 100); err == nil {
-		t.Fatal("garbage accepted")
 	}
 }

@@ -3,54 +3,22 @@ package provider
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/testcert"
 	"github.com/networkcluster/networkcluster/internal/wstest"
 )
-
-// selfSigned returns a certificate for 127.0.0.1 and its PKCS#8 key.
-func selfSigned(t testing.TB) (certPEM, keyDER []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "network-cluster test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err = x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyDER
-}
 
 // encryptPKCS8 wraps a PKCS#8 key as OpenSSL's `openssl pkcs8 -topk8 -v2
 // aes-256-cbc` does: PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC.
@@ -96,7 +64,8 @@ func encryptPKCS8(t testing.TB, keyDER []byte, pass string) []byte {
 }
 
 func TestTLS(t *testing.T) {
-	certPEM, keyDER := selfSigned(t)
+	cert := testcert.New(t)
+	certPEM, keyDER := cert.CertPEM(), cert.KeyDER
 	dir := t.TempDir()
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
