@@ -191,22 +191,32 @@ func (f *fleet) closeAll(wait time.Duration) error {
 	}
 }
 
-// peerStats is the answer to statsQuery: the fields every peer sends, plus
-// those of `loadtest serve` (zero for the peers).
+// peerStats is the answer to statsQuery as the harness reads it: the
+// fields every peer sends, plus those of `loadtest serve` (zero for the
+// peers), whose Provider stats are kept undecoded.
 type peerStats struct {
-	Goroutines      int             `json:"goroutines"`
-	HeapInuse       uint64          `json:"heap_inuse"`
-	RSS             uint64          `json:"rss"`
-	Conns           int             `json:"conns"`
-	PID             int             `json:"pid"`
-	MaxBackpressure int             `json:"max_backpressure"`
-	Compressor      string          `json:"compressor"`
-	Broadcasts      uint64          `json:"broadcasts"`
-	Delivered       uint64          `json:"delivered"`
-	Refused         uint64          `json:"refused"`
-	Closed          uint64          `json:"closed"`
-	SendErrors      uint64          `json:"send_errors"`
-	Provider        json.RawMessage `json:"provider,omitempty"`
+	statsFields
+	Provider json.RawMessage `json:"provider,omitempty"`
+}
+
+// statsFields are the fields of a stats answer shared by the peers (the
+// first four) and `loadtest serve` (all).
+type statsFields struct {
+	Goroutines int    `json:"goroutines"`
+	HeapInuse  uint64 `json:"heap_inuse"`
+	RSS        uint64 `json:"rss"`
+	Conns      int    `json:"conns"`
+
+	PID             int    `json:"pid"`
+	MaxBackpressure int    `json:"max_backpressure"`
+	Compressor      string `json:"compressor"`
+	// Broadcasts counts NCBCAST: messages; Delivered, Refused and Closed
+	// add up their BroadcastResults. SendErrors counts echoes that failed.
+	Broadcasts uint64 `json:"broadcasts"`
+	Delivered  uint64 `json:"delivered"`
+	Refused    uint64 `json:"refused"`
+	Closed     uint64 `json:"closed"`
+	SendErrors uint64 `json:"send_errors"`
 }
 
 // parseStats decodes a stats answer (statsQuery followed by JSON). p is

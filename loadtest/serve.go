@@ -37,25 +37,10 @@ const peerMaxMessage = 16 << 20
 // serveShutdownTimeout bounds the graceful shutdown after SIGINT/SIGTERM.
 const serveShutdownTimeout = 5 * time.Second
 
-// serveStats is the JSON answer of `loadtest serve` to statsQuery. Its
-// first four fields are those of the peers' answer.
+// serveStats is the JSON answer of `loadtest serve` to statsQuery.
 type serveStats struct {
-	Goroutines int    `json:"goroutines"`
-	HeapInuse  uint64 `json:"heap_inuse"`
-	RSS        uint64 `json:"rss"`
-	Conns      int    `json:"conns"`
-
-	PID             int    `json:"pid"`
-	MaxBackpressure int    `json:"max_backpressure"`
-	Compressor      string `json:"compressor"`
-	// Broadcasts counts NCBCAST: messages; Delivered, Refused and Closed
-	// add up their BroadcastResults. SendErrors counts echoes that failed.
-	Broadcasts uint64         `json:"broadcasts"`
-	Delivered  uint64         `json:"delivered"`
-	Refused    uint64         `json:"refused"`
-	Closed     uint64         `json:"closed"`
-	SendErrors uint64         `json:"send_errors"`
-	Provider   provider.Stats `json:"provider"`
+	statsFields
+	Provider provider.Stats `json:"provider"`
 }
 
 // serveCounters are the serve command's own counters.
@@ -182,7 +167,7 @@ func handleServeMessage(p *provider.Provider, cnt *serveCounters, c *provider.Co
 			cnt.closed.Add(uint64(r.Closed))
 			return
 		case string(m.Data) == statsQuery:
-			st := serveStats{
+			st := serveStats{statsFields: statsFields{
 				Goroutines:      runtime.NumGoroutine(),
 				Conns:           p.Len(),
 				PID:             os.Getpid(),
@@ -193,8 +178,7 @@ func handleServeMessage(p *provider.Provider, cnt *serveCounters, c *provider.Co
 				Refused:         cnt.refused.Load(),
 				Closed:          cnt.closed.Load(),
 				SendErrors:      cnt.sendErrors.Load(),
-				Provider:        p.Stats(),
-			}
+			}, Provider: p.Stats()}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			st.HeapInuse = ms.HeapInuse
