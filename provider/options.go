@@ -199,8 +199,10 @@ type Options struct {
 	// Logger receives debug and error logs; nil means silent.
 	Logger *slog.Logger
 	// OnError is told of errors that have no caller to return to: a failing
-	// auth handler, a connection closed for a protocol error, a listener
-	// failure. Optional.
+	// (or panicking) auth handler (wrapping ErrAuthFailed) and a connection
+	// failed for a protocol error (its *CloseError carries the code). It
+	// runs on the goroutine that found the error and must not block.
+	// Optional.
 	OnError func(error)
 
 	// OnOpen is called once per connection when it is open, before any
