@@ -14,10 +14,15 @@ import (
 // number of connections without a copy. It is immutable and safe for
 // concurrent use. Make one with Provider.Prepare.
 type PreparedMessage struct {
-	op         frame.Opcode
-	payload    []byte // a private copy, for connections that compress themselves
-	plain      []byte // the uncompressed frame
-	compressed []byte // the frame compressed without context, or nil
+	p       *Provider
+	op      frame.Opcode
+	payload []byte // a private copy, for connections that compress themselves
+	plain   []byte // the uncompressed frame
+
+	// The frame compressed without context, made on first use: only if a
+	// receiver negotiated compression with 15-bit windows.
+	zonce      sync.Once
+	compressed []byte
 }
 
 // Prepare frames a message for Broadcast, Publish or SendPrepared. data is
@@ -29,20 +34,26 @@ func (p *Provider) Prepare(binary bool, data []byte) (*PreparedMessage, error) {
 	} else if !frame.ValidUTF8(data) {
 		return nil, ErrInvalidUTF8
 	}
-	m := &PreparedMessage{op: op}
+	m := &PreparedMessage{p: p, op: op}
 	m.plain = frame.NewFrame(op, data, false).Bytes()
 	m.payload = m.plain[len(m.plain)-len(data):]
-	if p.shared != nil && p.shouldCompress(len(data)) {
+	return m, nil
+}
+
+// compressedFrame returns the message compressed once without context, or
+// nil if compression failed (the caller then compresses per connection).
+func (m *PreparedMessage) compressedFrame() []byte {
+	m.zonce.Do(func() {
 		buf := getScratch()
-		out, err := p.shared.Compress((*buf)[:0], data)
+		out, err := m.p.shared.Compress((*buf)[:0], m.payload)
 		if err == nil {
-			m.compressed = frame.NewFrame(op, out, true).Bytes()
-			p.stats.framesCompressed.Add(1)
+			m.compressed = frame.NewFrame(m.op, out, true).Bytes()
+			m.p.stats.framesCompressed.Add(1)
 		}
 		*buf = out
 		putScratch(buf)
-	}
-	return m, nil
+	})
+	return m.compressed
 }
 
 // Len returns the payload length of the message.
@@ -67,7 +78,7 @@ func (c *Connection) queuePrepared(m *PreparedMessage) error {
 	switch {
 	case !c.deflate || !c.p.shouldCompress(len(m.payload)):
 		err = c.pc.WriteShared(m.plain, false)
-	case m.compressed != nil && c.fullWindow:
+	case c.fullWindow && m.compressedFrame() != nil:
 		// The broadcast was compressed once, without context: valid for
 		// any receiver that takes 15-bit windows. A receiver whose own
 		// compressor keeps context must also remember the message, as the
