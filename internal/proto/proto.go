@@ -4,6 +4,7 @@
 package proto
 
 import (
+	"math"
 	"strconv"
 	"time"
 )
@@ -28,9 +29,15 @@ func FormatInterval(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10)
 }
 
+// maxIntervalMS is the largest interval ParseInterval returns, in
+// milliseconds (about 146 years): twice it, the cutoff, still fits a
+// time.Duration.
+const maxIntervalMS = math.MaxInt64 / 2 / int64(time.Millisecond)
+
 // ParseInterval parses a millisecond count as sent by either form. It
 // accepts only a positive decimal integer (Node may send a float such as
-// "10000.0"; the fraction is ignored).
+// "10000.0"; the fraction is ignored). A count above maxIntervalMS is
+// clamped to it.
 func ParseInterval(s string) (time.Duration, bool) {
 	for i := 0; i < len(s); i++ {
 		if s[i] == '.' {
@@ -42,6 +49,7 @@ func ParseInterval(s string) (time.Duration, bool) {
 	if err != nil || ms <= 0 {
 		return 0, false
 	}
+	ms = min(ms, maxIntervalMS)
 	return time.Duration(ms) * time.Millisecond, true
 }
 
