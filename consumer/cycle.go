@@ -130,7 +130,9 @@ func (c *Consumer) serve(s *session) {
 
 	c.rd.reset(c.cfg, s)
 	if s.interval > 0 {
-		_ = s.nc.SetReadDeadline(now.Add(2 * s.interval))
+		// Not when a Close has already started the close handshake: its
+		// CloseTimeout deadline stands.
+		c.armCutoff(2 * s.interval)
 	}
 	c.debug("network-cluster consumer: open", "heartbeat", s.interval, "deflate", s.comp != nil)
 
