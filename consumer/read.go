@@ -55,9 +55,17 @@ func (rd *reader) reset(cfg *config, s *session) {
 	rd.buf = rd.buf[:cap(rd.buf)]
 	rd.r, rd.w = 0, 0
 	rd.max = cfg.MaxPayload
-	rd.opts = frame.ParseOptions{Role: frame.RoleClient, AllowRSV1: s.deflate, MaxPayload: cfg.MaxPayload}
+	wire := cfg.MaxPayload
+	if s.deflate {
+		// A compressed message may be larger on the wire than inflated
+		// (deflate's worst case for incompressible data, zlib's
+		// deflateBound): MaxPayload holds the inflated size, checked while
+		// inflating, and deliver checks an uncompressed message.
+		wire += wire/8 + wire/64 + 64
+	}
+	rd.opts = frame.ParseOptions{Role: frame.RoleClient, AllowRSV1: s.deflate, MaxPayload: wire}
 	rd.asm.Reset()
-	rd.asm.SetMaxPayload(cfg.MaxPayload)
+	rd.asm.SetMaxPayload(wire)
 	rd.release()
 	rd.dec = s.dec
 	rd.headerHB = s.interval
@@ -350,6 +358,9 @@ func (c *Consumer) deliver(op frame.Opcode, compressed bool, data []byte) error 
 			rd.msg = nil
 		}
 	}()
+	if !compressed && int64(len(data)) > rd.max {
+		return &frame.CloseError{Code: frame.CloseTooBig, Reason: "message too big"}
+	}
 	if compressed {
 		if rd.dec == nil {
 			return &frame.CloseError{Code: frame.CloseProtocolError, Reason: "compressed message without permessage-deflate"}
