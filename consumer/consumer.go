@@ -282,7 +282,7 @@ func (c *Consumer) LastHeartbeat() time.Time {
 
 func (c *Consumer) reportError(err error) {
 	if c.log != nil && c.log.Enabled(context.Background(), slog.LevelWarn) {
-		c.log.Warn("network-cluster consumer", "url", c.cfg.url, "err", err)
+		c.log.Warn("network-cluster consumer", "url", c.cfg.logURL, "err", err)
 	}
 	if f := c.cfg.OnError; f != nil {
 		f(err)
@@ -291,7 +291,7 @@ func (c *Consumer) reportError(err error) {
 
 func (c *Consumer) debug(msg string, args ...any) {
 	if c.log != nil && c.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.log.Debug(msg, append(args, "url", c.cfg.url)...)
+		c.log.Debug(msg, append(args, "url", c.cfg.logURL)...)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -854,4 +855,53 @@ func TestCloseFromOnClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2.Close()
+}
+
+// TestSecretsStayOutOfLogs: the parameters (the Provider's key) travel in
+// the request URL, but neither the log nor the errors a failing Consumer
+// reports repeat them.
+func TestSecretsStayOutOfLogs(t *testing.T) {
+	const secret = "s3cret-value"
+	port := freePort(t)
+	var logBuf bytes.Buffer
+	var mu sync.Mutex
+	var reported []error
+	c, _ := newConsumer(t, port, func(o *Options) {
+		o.Parameters = map[string]string{"key": secret}
+		o.Reconnect = Reconnect{Interval: time.Millisecond, MaxAttempts: 2}
+		o.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.OnError = func(err error) { mu.Lock(); reported = append(reported, err); mu.Unlock() }
+	})
+	if !strings.Contains(c.cfg.url, secret) {
+		t.Fatalf("the request URL %q lacks the parameter", c.cfg.url)
+	}
+	err := c.Connect(ctxT(t, 10*time.Second))
+	if !errors.Is(err, ErrGaveUp) {
+		t.Fatalf("Connect = %v, want ErrGaveUp", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	texts := []string{logBuf.String(), err.Error()}
+	for _, e := range reported {
+		texts = append(texts, e.Error())
+	}
+	if len(reported) == 0 || !strings.Contains(logBuf.String(), "/connect") {
+		t.Fatalf("nothing reported or logged: errors %v, log %q", reported, logBuf.String())
+	}
+	for _, s := range texts {
+		if strings.Contains(s, secret) {
+			t.Errorf("the secret leaks into %q", s)
+		}
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

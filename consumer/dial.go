@@ -100,7 +100,7 @@ func (c *Consumer) dial(ctx context.Context) (*session, error) {
 		if errors.As(err, &se) {
 			return nil, &HandshakeError{StatusCode: int(se), Status: c.hs.status, Body: c.hs.body}
 		}
-		return nil, fmt.Errorf("consumer: connect %s: %w", c.cfg.url, err)
+		return nil, fmt.Errorf("consumer: connect %s: %w", c.cfg.logURL, err)
 	}
 	if br != nil {
 		// The Provider sent frames in the same packet as its response.
@@ -111,7 +111,7 @@ func (c *Consumer) dial(ctx context.Context) (*session, error) {
 		// RFC 7692 §5: a response the client cannot accept fails the
 		// connection.
 		c.failHandshake(nc, frame.CloseMandatoryExtension, "permessage-deflate response not accepted")
-		return nil, fmt.Errorf("consumer: connect %s: %w", c.cfg.url, err)
+		return nil, fmt.Errorf("consumer: connect %s: %w", c.cfg.logURL, err)
 	}
 	return s, nil
 }

@@ -178,6 +178,7 @@ func (m Message) Text() string { return string(m.Data) }
 type config struct {
 	Options
 	url      string
+	logURL   string // url without its query, whose values may be secrets
 	useTLS   bool
 	header   http.Header
 	compress compress.Preset
@@ -324,8 +325,12 @@ func normalize(o Options) (*config, error) {
 	}
 	c.url = u.String()
 	if _, err := url.ParseRequestURI(c.url); err != nil {
-		return nil, invalid("URL %q: %v", c.url, err)
+		return nil, invalid("URL %q: invalid host, port or path", u.Redacted())
 	}
+	// Parameters carry credentials (the Provider's required key): logs and
+	// errors name the endpoint only.
+	u.RawQuery = ""
+	c.logURL = u.String()
 	return c, nil
 }
 
