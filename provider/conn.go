@@ -52,7 +52,8 @@ type Connection struct {
 	params url.Values
 	value  atomic.Value
 
-	state atomic.Uint32
+	state  atomic.Uint32
+	authed atomic.Pointer[handshake] // an upgrade the auth handler accepted, for OnData to open
 
 	// Read side: touched only by the goroutine running OnData for this
 	// connection (the poller never runs two at once for one connection).

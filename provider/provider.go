@@ -320,7 +320,17 @@ func (h handler) OnData(pc *poller.Conn, in []byte) int {
 	case StateHandshake:
 		return h.p.onHandshake(c, in)
 	case StateAuth:
-		return 0 // early frames wait for the auth handler's verdict
+		// Early frames wait for the auth handler's verdict; an accepted
+		// upgrade is opened here, on the loop, so that OnOpen comes before
+		// OnMessage and never runs alongside OnData or OnClose.
+		hs := c.authed.Swap(nil)
+		if hs == nil {
+			return 0
+		}
+		if !h.p.finishHandshake(c, hs, true) {
+			return len(in)
+		}
+		return c.onFrames(in)
 	case StateClosed:
 		return len(in)
 	}
@@ -434,10 +444,12 @@ func (p *Provider) authWorker(c *Connection, hs *handshake) {
 	hs.ctx = ctx
 	ok := hs.upgrade()
 	cancel()
-	if p.finishHandshake(c, hs, ok) {
-		c.pc.Flush()
-		c.pc.Wake()
+	if !ok {
+		p.finishHandshake(c, hs, false)
+		return
 	}
+	c.authed.Store(hs)
+	c.pc.Wake() // OnData opens the connection
 }
 
 // respond writes a canned HTTP response and closes once it is written.

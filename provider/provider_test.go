@@ -677,3 +677,70 @@ func TestShutdown(t *testing.T) {
 	}
 	checkNoLeak(t, before)
 }
+
+// An upgrade that an Auth.Handler accepted opens the connection off the event
+// loop; OnMessage for a frame that arrives meanwhile must still come after
+// OnOpen, never before it or alongside it. OnStateChange holds the moment the
+// state turns open, and the client sends a frame right then.
+func TestAuthHandlerOpenBeforeMessage(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		early []string
+		ev    atomic.Pointer[events]
+	)
+	sendNow := make(chan struct{})
+	delivered := make(chan struct{}, 1)
+	var once sync.Once
+	o := Options{
+		Auth: Auth{Handler: func(context.Context, *Request, url.Values) (bool, error) { return true, nil }},
+		OnMessage: func(c *Connection, m Message) {
+			e := ev.Load()
+			e.mu.Lock()
+			opened := len(e.opened) == 1 && e.opened[0] == c
+			e.mu.Unlock()
+			if !opened {
+				mu.Lock()
+				early = append(early, string(m.Data))
+				mu.Unlock()
+			}
+			select {
+			case delivered <- struct{}{}:
+			default:
+			}
+		},
+		OnStateChange: func(c *Connection, s State) {
+			if s != StateOpen {
+				return
+			}
+			once.Do(func() {
+				close(sendNow)
+				// Give the frame the chance to overtake OnOpen (bounded:
+				// no message at all is the correct outcome).
+				select {
+				case <-delivered:
+				case <-time.After(time.Second):
+				}
+			})
+		},
+	}
+	_, e, addr := start(t, o)
+	ev.Store(e)
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(wstest.Request(addr, "/connect")); err != nil {
+		t.Fatal(err)
+	}
+	<-sendNow
+	if _, err := conn.Write(wstest.Frame(true, frame.OpText, 0, []byte("hello"))); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(t, "open", func(e *events) bool { return len(e.opened) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(early) != 0 {
+		t.Fatalf("OnMessage before OnOpen: %q", early)
+	}
+}
