@@ -75,7 +75,11 @@ func (c *Connection) queuePrepared(m *PreparedMessage) error {
 		return c.closedError()
 	}
 	var err error
+	c.sendMu.Lock()
 	switch {
+	case State(c.state.Load()) != StateOpen:
+		c.sendMu.Unlock()
+		return c.closedError()
 	case !c.deflate || !c.p.shouldCompress(len(m.payload)):
 		err = c.pc.WriteShared(m.plain, false)
 	case c.fullWindow && m.compressedFrame() != nil:
@@ -87,16 +91,15 @@ func (c *Connection) queuePrepared(m *PreparedMessage) error {
 			err = c.pc.WriteShared(m.compressed, false)
 			break
 		}
-		c.sendMu.Lock()
 		if err = c.pc.WriteShared(m.compressed, false); err == nil {
 			c.deflater.Observe(m.payload)
 		}
-		c.sendMu.Unlock()
 	default:
 		// A compressor that keeps context must see every message it sends,
 		// in order: compress this one for this connection.
 		err = c.sendCompressed(m.op, m.payload)
 	}
+	c.sendMu.Unlock()
 	switch {
 	case err == nil:
 		c.p.stats.messagesOut.Add(1)

@@ -65,7 +65,7 @@ type Connection struct {
 	parse      frame.ParseOptions
 
 	// Write side.
-	sendMu     sync.Mutex // orders compress+queue when a compressor keeps context
+	sendMu     sync.Mutex // orders the open check and queueing of a message against the close frame (and compress+queue)
 	deflater   *compress.Compressor
 	deflate    bool // permessage-deflate negotiated
 	fullWindow bool // the peer accepts back-references of 32 KiB (15 bits)
@@ -139,10 +139,35 @@ func (c *Connection) casState(from, to State) bool {
 	if !c.state.CompareAndSwap(uint32(from), uint32(to)) {
 		return false
 	}
-	if f := c.p.o.OnStateChange; f != nil {
-		f(c, to)
-	}
+	c.stateChanged(to)
 	return true
+}
+
+// stateChanged tells OnStateChange of a move to s.
+func (c *Connection) stateChanged(s State) {
+	if f := c.p.o.OnStateChange; f != nil {
+		f(c, s)
+	}
+}
+
+// queueClose moves from open to closing, records code and reason as the
+// connection's close status and queues a close frame with payload, all in
+// one step under sendMu, so that no message queued by a concurrent Send or
+// Broadcast can follow the close frame on the wire (RFC 6455 §5.5.1). It
+// reports whether it moved the state, and whether the frame was queued.
+func (c *Connection) queueClose(code CloseCode, reason string, payload []byte) (moved, queued bool) {
+	c.sendMu.Lock()
+	if !c.state.CompareAndSwap(uint32(StateOpen), uint32(StateClosing)) {
+		c.sendMu.Unlock()
+		return false, false
+	}
+	c.recordClose(code, reason)
+	var hb [frame.MaxHeaderSize]byte
+	hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Op: frame.OpClose, Length: int64(len(payload))})
+	queued = c.pc.Write(hdr, payload, true) == nil
+	c.sendMu.Unlock()
+	c.stateChanged(StateClosing)
+	return true, queued
 }
 
 func ipOf(a net.Addr) string {
@@ -197,21 +222,26 @@ func (c *Connection) send(op frame.Opcode, p []byte, mayCompress bool) error {
 		return ErrInvalidUTF8
 	}
 	var err error
-	if c.deflate && mayCompress && c.p.shouldCompress(len(p)) {
+	c.sendMu.Lock()
+	switch {
+	case State(c.state.Load()) != StateOpen:
+		c.sendMu.Unlock()
+		return c.closedError()
+	case c.deflate && mayCompress && c.p.shouldCompress(len(p)):
 		err = c.sendCompressed(op, p)
-	} else {
+	default:
 		var hb [frame.MaxHeaderSize]byte
 		hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Op: op, Length: int64(len(p))})
 		err = c.pc.Write(hdr, p, false)
 	}
+	c.sendMu.Unlock()
 	return c.afterWrite(err, len(p))
 }
 
+// sendCompressed compresses and queues a message; the caller holds sendMu.
 func (c *Connection) sendCompressed(op frame.Opcode, p []byte) error {
 	buf := getScratch()
 	defer putScratch(buf)
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
 	if c.zcontext && c.p.o.Backpressure == RefuseOnBackpressure {
 		// A compressor that keeps context must send what it compressed, so
 		// refuse before compressing: the frame is never larger than this.
@@ -310,27 +340,16 @@ func (c *Connection) Close(code CloseCode, reason string) error {
 // closeWith sends a close frame (once) and moves to closing; the connection
 // is released when the peer answers or at the close deadline.
 func (c *Connection) closeWith(code CloseCode, reason string) {
-	if !c.casState(StateOpen, StateClosing) {
-		return
-	}
-	c.recordClose(code, reason)
-	if c.writeClose(code, reason) {
+	var buf [frame.MaxControlPayload]byte
+	moved, queued := c.queueClose(code, reason, frame.AppendClose(buf[:0], code, reason))
+	switch {
+	case !moved:
+	case queued:
 		c.pc.Flush()
 		c.p.armDeadline(c, c.p.o.CloseTimeout)
-	}
-}
-
-// writeClose queues a close frame; on failure it closes the connection.
-func (c *Connection) writeClose(code CloseCode, reason string) bool {
-	var buf [frame.MaxControlPayload]byte
-	payload := frame.AppendClose(buf[:0], code, reason)
-	var hb [frame.MaxHeaderSize]byte
-	hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Op: frame.OpClose, Length: int64(len(payload))})
-	if c.pc.Write(hdr, payload, true) != nil {
+	default:
 		c.pc.Close(nil)
-		return false
 	}
-	return true
 }
 
 // recordClose keeps the first close code and reason of the connection.
@@ -355,11 +374,6 @@ func (c *Connection) closeStatus() (CloseCode, string) {
 // peer has closed its side, or after CloseTimeout.
 func (c *Connection) fail(err error) {
 	c.failed = true
-	if !c.casState(StateOpen, StateClosing) {
-		// Already closing: stop reading and end the wait for the peer.
-		c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
-		return
-	}
 	code := frame.CloseStatus(err)
 	if code == 0 {
 		code = frame.CloseProtocolError
@@ -369,10 +383,14 @@ func (c *Connection) fail(err error) {
 	if errors.As(err, &ce) {
 		reason = ce.Reason
 	}
+	var buf [frame.MaxControlPayload]byte
+	if moved, _ := c.queueClose(code, reason, frame.AppendClose(buf[:0], code, reason)); !moved {
+		// Already closing: stop reading and end the wait for the peer.
+		c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
+		return
+	}
 	c.p.stats.protocolErrors.Add(1)
 	c.p.report(fmt.Errorf("provider: connection %s: %w", c.id, err))
-	c.recordClose(code, reason)
-	c.writeClose(code, reason)
 	c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
 }
 
@@ -523,18 +541,14 @@ func (c *Connection) onControl(op frame.Opcode, payload []byte) error {
 			return err
 		}
 		c.peerClosed = true
-		if c.casState(StateOpen, StateClosing) {
-			// The peer started the close: answer with its code (RFC 6455
-			// §5.5.1), then release the connection once that is written.
-			c.recordClose(code, string(reason))
-			var buf [2]byte
-			var echo []byte
-			if code != frame.CloseNoStatus {
-				echo = frame.AppendClose(buf[:0], code, "")
-			}
-			var hb [frame.MaxHeaderSize]byte
-			hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Op: frame.OpClose, Length: int64(len(echo))})
-			_ = c.pc.Write(hdr, echo, true)
+		// The peer started the close: answer with its code (RFC 6455
+		// §5.5.1), then release the connection once that is written.
+		var buf [2]byte
+		var echo []byte
+		if code != frame.CloseNoStatus {
+			echo = frame.AppendClose(buf[:0], code, "")
+		}
+		if moved, _ := c.queueClose(code, string(reason), echo); moved {
 			c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
 			return nil
 		}

@@ -744,3 +744,67 @@ func TestAuthHandlerOpenBeforeMessage(t *testing.T) {
 		t.Fatalf("OnMessage before OnOpen: %q", early)
 	}
 }
+
+// RFC 6455 §5.5.1: after sending a close frame an endpoint sends no more
+// data frames. Sends racing with Close must either be queued before the
+// close frame or fail; none may follow it on the wire.
+func TestNoDataAfterCloseFrame(t *testing.T) {
+	_, e, addr := start(t, Options{
+		MaxPayloadLength: 1 << 20,
+		MaxBackpressure:  64 << 20,
+		Backpressure:     RefuseOnBackpressure,
+		Heartbeat:        Heartbeat{Mode: HeartbeatOff},
+	})
+	msg := strings.Repeat("é", 32<<10) // valid UTF-8 that takes a while to check
+	for round := 0; round < 20; round++ {
+		cl := dial(t, addr, "/connect")
+		e.wait(t, "open", func(e *events) bool { return len(e.opened) == round+1 })
+		e.mu.Lock()
+		c := e.opened[round]
+		e.mu.Unlock()
+		var wg sync.WaitGroup
+		sent := make(chan struct{}, 64)
+		for g := 0; g < 2; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c.Send(msg) == nil {
+					select {
+					case sent <- struct{}{}:
+					default:
+					}
+				}
+			}()
+		}
+		<-sent
+		c.Close(frame.CloseNormal, "bye")
+		wg.Wait()
+		sawClose := false
+		for {
+			h, _, err := cl.ReadFrame()
+			if err != nil {
+				t.Fatalf("round %d: %v before the close frame", round, err)
+			}
+			if h.Op == frame.OpClose {
+				sawClose = true
+				// Read on briefly: whatever follows the close frame is
+				// already queued behind it.
+				cl.WriteClose(frame.CloseNormal, "")
+				for {
+					h, _, err := cl.ReadFrame()
+					if err != nil {
+						break
+					}
+					if !h.Op.IsControl() {
+						t.Fatalf("round %d: data frame (%v) after the close frame", round, h.Op)
+					}
+				}
+				break
+			}
+		}
+		if !sawClose {
+			t.Fatal("no close frame")
+		}
+		cl.Close()
+	}
+}
