@@ -516,6 +516,10 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	if f := p.o.OnOpen; f != nil {
 		f(c)
 	}
+	if p.closing.Load() {
+		// Shutdown began during the upgrade and may have missed it.
+		c.closeWith(frame.CloseGoingAway, "provider shutting down")
+	}
 	return true
 }
 

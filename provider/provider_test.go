@@ -808,3 +808,60 @@ func TestNoDataAfterCloseFrame(t *testing.T) {
 		cl.Close()
 	}
 }
+
+// A connection whose auth handler finishes after Shutdown began is not in
+// the snapshot Shutdown closes with 1001; it must still be closed with
+// 1001, not left open until the context ends.
+func TestShutdownDuringAuth(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	o := Options{Auth: Auth{Handler: func(ctx context.Context, _ *Request, params url.Values) (bool, error) {
+		if params.Get("slow") != "" {
+			entered <- struct{}{}
+			<-release
+		}
+		return true, nil
+	}}}
+	p, _, addr := start(t, o)
+	first := dial(t, addr, "/connect")
+	slowc := make(chan *wstest.Client, 1)
+	go func() {
+		c, err := wstest.Dial(addr, "/connect?slow=1", nil, nil)
+		if err != nil {
+			t.Error(err)
+		}
+		slowc <- c
+	}()
+	<-entered
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- p.Shutdown(ctx)
+	}()
+	// The first connection's 1001 shows that Shutdown took its snapshot.
+	if code, _, err := first.ExpectClose(); err != nil || code != frame.CloseGoingAway {
+		t.Fatalf("first: close %v %v", code, err)
+	}
+	first.WriteClose(frame.CloseGoingAway, "")
+	first.WaitEOF()
+	first.Close()
+	close(release)
+	slow := <-slowc
+	if slow == nil {
+		t.FailNow()
+	}
+	defer slow.Close()
+	if slow.Resp.StatusCode == 101 {
+		code, _, err := slow.ExpectClose()
+		if err != nil || code != frame.CloseGoingAway {
+			t.Fatalf("slow: close %v %v", code, err)
+		}
+		slow.WriteClose(frame.CloseGoingAway, "")
+		slow.WaitEOF()
+	}
+	slow.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
