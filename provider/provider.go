@@ -318,6 +318,11 @@ func (h handler) OnData(pc *poller.Conn, in []byte) int {
 	}
 	switch State(c.state.Load()) {
 	case StateHandshake:
+		if c.deadline.Load() == 0 {
+			// Refused (respond disarmed the handshake deadline): the
+			// connection only lingers until it closes; input is discarded.
+			return len(in)
+		}
 		return h.p.onHandshake(c, in)
 	case StateAuth:
 		// Early frames wait for the auth handler's verdict; an accepted

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -863,5 +864,53 @@ func TestShutdownDuringAuth(t *testing.T) {
 	slow.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// Once a request was refused, the connection only lingers until the peer
+// closes; what the peer sends meanwhile is not another request. An upgrade
+// request sent after a 404 must not open the connection (it would close
+// with OnClose but no OnOpen, and Stats.Closed above Stats.Opened).
+func TestNoUpgradeAfterRefusal(t *testing.T) {
+	opened := make(chan struct{}, 1)
+	p, e, addr := start(t, Options{OnStateChange: func(c *Connection, s State) {
+		if s == StateOpen {
+			select {
+			case opened <- struct{}{}:
+			default:
+			}
+		}
+	}})
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := io.ReadAll(conn) // the 404, then EOF: the server shut its write side
+	if !strings.HasPrefix(string(resp), "HTTP/1.1 404 ") {
+		t.Fatalf("response %q", resp)
+	}
+	if _, err := conn.Write(wstest.Request(addr, "/connect")); err != nil {
+		t.Fatal(err)
+	}
+	select { // bounded: nothing at all is the correct outcome
+	case <-opened:
+	case <-time.After(time.Second):
+	}
+	conn.Close()
+	for p.liveConns() > 0 {
+		select {
+		case <-e.notify:
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := p.Stats(); len(e.opened) != 0 || len(e.closes) != 0 || s.Opened != 0 || s.Closed != 0 {
+		t.Fatalf("opened %d, closed %d, stats %+v", len(e.opened), len(e.closes), s)
 	}
 }
