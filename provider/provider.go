@@ -483,6 +483,11 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		p.respond(c, hs.resp)
 		return false
 	}
+	// The response is queued before the connection opens: once it is open,
+	// OnClose will report it, so OnOpen must follow.
+	if err := c.pc.Write(hs.resp, nil, true); err != nil {
+		return false // closed (Provider closing, say) while upgrading
+	}
 	if !c.casState(StateHandshake, StateOpen) && !c.casState(StateAuth, StateOpen) {
 		return false // closed (timeout, Provider closing) while upgrading
 	}
@@ -510,9 +515,6 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate)))
 	c.pc.SetMaxPending(p.maxFrameSize(c.deflate) + frame.MaxHeaderSize)
 	c.pc.SetMaxBuffered(p.o.MaxBackpressure)
-	if err := c.pc.Write(hs.resp, nil, true); err != nil {
-		return false
-	}
 	if p.announce != nil {
 		_ = c.pc.WriteShared(p.announce, true)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/networkcluster/networkcluster/frame"
 	"github.com/networkcluster/networkcluster/internal/proto"
 	"github.com/networkcluster/networkcluster/internal/wstest"
+	"github.com/networkcluster/networkcluster/poller"
 )
 
 func TestOptionsDefaults(t *testing.T) {
@@ -912,5 +913,40 @@ func TestNoUpgradeAfterRefusal(t *testing.T) {
 	defer e.mu.Unlock()
 	if s := p.Stats(); len(e.opened) != 0 || len(e.closes) != 0 || s.Opened != 0 || s.Closed != 0 {
 		t.Fatalf("opened %d, closed %d, stats %+v", len(e.opened), len(e.closes), s)
+	}
+}
+
+// Close may close a connection while its request is being upgraded. The
+// connection then either opens (OnOpen, later OnClose) or never does
+// (neither); OnClose without OnOpen would leave Stats.Closed above
+// Stats.Opened.
+func TestCloseDuringUpgrade(t *testing.T) {
+	var once sync.Once
+	closed := make(chan struct{})
+	p, e, addr := start(t, Options{OnStateChange: func(c *Connection, s State) {
+		if s != StateOpen {
+			return
+		}
+		once.Do(func() {
+			go func() { c.p.Close(); close(closed) }()
+			// Wait (bounded) until Close reached the connection.
+			for i := 0; i < 2000 && !errors.Is(c.pc.Write(nil, nil, true), poller.ErrClosed); i++ {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}})
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(wstest.Request(addr, "/connect")); err != nil {
+		t.Fatal(err)
+	}
+	<-closed
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := p.Stats(); len(e.closes) != len(e.opened) || s.Opened != s.Closed {
+		t.Fatalf("OnOpen %d, OnClose %d, stats %+v", len(e.opened), len(e.closes), s)
 	}
 }
