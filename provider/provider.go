@@ -318,9 +318,13 @@ func (h handler) OnData(pc *poller.Conn, in []byte) int {
 	}
 	switch State(c.state.Load()) {
 	case StateHandshake:
-		if c.deadline.Load() == 0 {
+		switch c.deadline.Load() {
+		case 0:
 			// Refused (respond disarmed the handshake deadline): the
 			// connection only lingers until it closes; input is discarded.
+			return len(in)
+		case handshakeExpired:
+			h.p.refuse(c, respTimeout, RejectTimeout)
 			return len(in)
 		}
 		return h.p.onHandshake(c, in)
@@ -627,17 +631,26 @@ func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 	for i, c := range expired {
 		switch State(c.state.Load()) {
 		case StateHandshake:
-			p.refuse(c, respTimeout, RejectTimeout)
+			// Refused by OnData, on the loop, so that the 408 cannot
+			// cross an upgrade in progress.
+			c.deadline.Store(handshakeExpired)
+			c.pc.Wake()
 		case StateAuth:
 			p.stats.rejected[RejectTimeout].Add(1)
 			c.pc.Close(errHandshakeTimeout)
-		default:
+		case StateClosing:
 			c.pc.Close(errCloseTimeout)
 		}
+		// Open: the handshake deadline of a connection that has just
+		// opened and is about to disarm it.
 		expired[i] = nil
 	}
 	return expired
 }
+
+// handshakeExpired is the deadline of a connection whose handshake timed
+// out, for OnData to refuse.
+const handshakeExpired = -1
 
 var (
 	errHandshakeTimeout = errors.New("provider: handshake timeout")

@@ -950,3 +950,32 @@ func TestCloseDuringUpgrade(t *testing.T) {
 		t.Fatalf("OnOpen %d, OnClose %d, stats %+v", len(e.opened), len(e.closes), s)
 	}
 }
+
+// A request completed just as the handshake deadline passes is either
+// refused with 408 or upgraded, and an upgraded connection stays open: the
+// handshake deadline must not close it as if it had missed a close deadline.
+// OnStateChange holds the moment the state turns open until the deadline
+// has passed.
+func TestHandshakeDeadlineMeetsUpgrade(t *testing.T) {
+	var once sync.Once
+	o := Options{HandshakeTimeout: 50 * time.Millisecond, OnStateChange: func(c *Connection, s State) {
+		if s != StateOpen {
+			return
+		}
+		once.Do(func() {
+			// Bounded: the deadline passing without effect is correct.
+			for i := 0; i < 1000 && !errors.Is(c.pc.Write(nil, nil, true), poller.ErrClosed); i++ {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}}
+	mustEcho(&o)
+	_, _, addr := start(t, o)
+	c := dial(t, addr, "/connect")
+	if err := c.WriteFrame(true, frame.OpText, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if _, data, err := c.ReadMessage(); err != nil || string(data) != "still here" {
+		t.Fatalf("echo %q %v", data, err)
+	}
+}
