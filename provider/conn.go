@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/networkcluster/networkcluster/compress"
 	"github.com/networkcluster/networkcluster/frame"
@@ -325,13 +326,19 @@ func (c *Connection) closedError() error {
 // queued messages are written first, then the close frame; the connection is
 // released when the Consumer answers or after Options.CloseTimeout. A code of
 // 0 means 1000 (normal). It returns an error for a code that may not be sent
-// (1005, 1006, 1015, ...). Calling Close again does nothing.
+// (1005, 1006, 1015, ...) and one wrapping ErrInvalidUTF8 for a reason that
+// is not UTF-8 (RFC 6455 §5.5.1; the Consumer would fail the connection with
+// 1007); a reason over 123 bytes is cut at a rune boundary. Calling Close
+// again does nothing.
 func (c *Connection) Close(code CloseCode, reason string) error {
 	if code == 0 {
 		code = frame.CloseNormal
 	}
 	if !code.ValidOnWire() {
 		return fmt.Errorf("provider: close code %v may not be sent", code)
+	}
+	if !utf8.ValidString(reason) {
+		return fmt.Errorf("provider: close reason: %w", ErrInvalidUTF8)
 	}
 	c.closeWith(code, reason)
 	return nil

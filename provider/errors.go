@@ -35,8 +35,9 @@ var (
 	// ErrTooBig: a message to send is larger than the peer can be sent in
 	// one frame (never with the default options).
 	ErrTooBig = errors.New("provider: message too big")
-	// ErrInvalidUTF8: Send or SendText with text that is not UTF-8.
-	ErrInvalidUTF8 = errors.New("provider: text message is not valid UTF-8")
+	// ErrInvalidUTF8: Send or SendText with text, or Close with a reason,
+	// that is not UTF-8.
+	ErrInvalidUTF8 = errors.New("provider: text is not valid UTF-8")
 	// ErrTLS: the TLS certificate or key could not be loaded.
 	ErrTLS = errors.New("provider: TLS")
 )

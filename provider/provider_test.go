@@ -979,3 +979,28 @@ func TestHandshakeDeadlineMeetsUpgrade(t *testing.T) {
 		t.Fatalf("echo %q %v", data, err)
 	}
 }
+
+// TestCloseReasonNotUTF8: a close reason must be UTF-8 (RFC 6455 §5.5.1),
+// or the peer fails the connection with 1007: Close refuses it and the
+// connection stays open.
+func TestCloseReasonNotUTF8(t *testing.T) {
+	_, e, addr := start(t, Options{})
+	c := dial(t, addr, "/connect")
+	e.wait(t, "open", func(e *events) bool { return len(e.opened) == 1 })
+	conn := e.opened[0]
+	if err := conn.Close(4000, "bad \xff reason"); !errors.Is(err, ErrInvalidUTF8) {
+		t.Fatalf("Close with a bad reason = %v, want ErrInvalidUTF8", err)
+	}
+	if err := conn.SendText([]byte("still open")); err != nil {
+		t.Fatal(err)
+	}
+	if op, data, err := c.ReadMessage(); err != nil || op != frame.OpText || string(data) != "still open" {
+		t.Fatalf("after the refused Close: %v %q %v", op, data, err)
+	}
+	if err := conn.Close(4000, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason, err := c.ExpectClose(); err != nil || code != 4000 || reason != "fine" {
+		t.Fatalf("close frame: %v %q %v", code, reason, err)
+	}
+}

@@ -4,7 +4,8 @@ import "sync/atomic"
 
 // Stats is a snapshot of the Provider's counters. Totals count since New.
 type Stats struct {
-	// Connections is the number of open connections now.
+	// Connections is the number of connections held now: open, or in
+	// their closing handshake.
 	Connections int
 	// Opened and Closed count connections that completed the upgrade and
 	// those of them that have since closed.
