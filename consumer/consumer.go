@@ -42,11 +42,12 @@ type Consumer struct {
 	nc        net.Conn      // the open connection, for Destroy
 	closeOnce sync.Once
 
-	isClosed  atomic.Bool
-	connected atomic.Bool
-	inFlight  atomic.Bool
-	interval  atomic.Int64 // heartbeat interval of the current connection, ns; 0 = none
-	lastHB    atomic.Int64 // unix ns of the last heartbeat (or of the open)
+	isClosed    atomic.Bool
+	isDestroyed atomic.Bool // Destroy was called: no more OnMessage
+	connected   atomic.Bool
+	inFlight    atomic.Bool
+	interval    atomic.Int64 // heartbeat interval of the current connection, ns; 0 = none
+	lastHB      atomic.Int64 // unix ns of the last heartbeat (or of the open)
 
 	// Write side, guarded by wmu.
 	wmu       sync.Mutex
@@ -170,8 +171,8 @@ func (c *Consumer) Close() error {
 }
 
 // Destroy stops the Consumer at once: it stops reconnecting, drops the TCP
-// connection without a close handshake (a send in progress fails), and
-// returns once the Consumer's goroutine has exited and OnClose has run.
+// connection without a close handshake (a send in progress fails), delivers
+// no further message (not even one already read), and returns once the Consumer's goroutine has exited and OnClose has run.
 func (c *Consumer) Destroy() { c.shutdown(true) }
 
 func (c *Consumer) shutdown(destroy bool) {
@@ -181,6 +182,7 @@ func (c *Consumer) shutdown(destroy bool) {
 		nc, done := c.nc, c.done
 		if destroy && !c.destroyed {
 			c.destroyed = true
+			c.isDestroyed.Store(true)
 		} else {
 			nc = nil
 		}
@@ -195,6 +197,7 @@ func (c *Consumer) shutdown(destroy bool) {
 	}
 	c.closed = true
 	c.destroyed = destroy
+	c.isDestroyed.Store(destroy)
 	c.isClosed.Store(true)
 	if c.terminal == nil {
 		c.terminal = ErrClosed

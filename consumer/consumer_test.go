@@ -905,3 +905,29 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestDestroyInOnMessageStopsDelivery: Destroy stops at once, so messages
+// already read in the same packet are not delivered after it.
+func TestDestroyInOnMessageStopsDelivery(t *testing.T) {
+	var burst []byte
+	for i := range 5 {
+		burst = append(burst, rawFrame(true, 0, byte(ws.OpText), false, []byte{'0' + byte(i)})...)
+	}
+	s := newTestServer(t, srvOpts{onOpen: func(sc *srvConn) { _ = sc.writeRaw(burst) }})
+	var c *Consumer
+	var got atomic.Int64
+	c, _ = newConsumer(t, s.port, func(o *Options) {
+		o.OnMessage = func(Message) {
+			got.Add(1)
+			c.Destroy()
+		}
+	})
+	if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the first message", func() bool { return got.Load() > 0 })
+	c.Destroy() // waits for the goroutine: every delivery is done
+	if n := got.Load(); n != 1 {
+		t.Fatalf("%d messages delivered, want 1 (none after Destroy)", n)
+	}
+}
