@@ -53,8 +53,9 @@ type Connection struct {
 	params url.Values
 	value  atomic.Value
 
-	state  atomic.Uint32
-	authed atomic.Pointer[handshake] // an upgrade the auth handler accepted, for OnData to open
+	state    atomic.Uint32
+	authed   atomic.Pointer[handshake] // an upgrade the auth handler accepted, for OnData to open
+	authOver atomic.Bool               // the auth step ended: by the handler's verdict or by the handshake deadline
 
 	// Read side: touched only by the goroutine running OnData for this
 	// connection (the poller never runs two at once for one connection).

@@ -452,7 +452,21 @@ func (p *Provider) authWorker(c *Connection, hs *handshake) {
 	ctx, cancel := context.WithDeadline(p.ctx, time.Unix(0, c.deadline.Load()))
 	hs.ctx = ctx
 	ok := hs.upgrade()
+	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
+	if !c.authOver.CompareAndSwap(false, true) {
+		// The handshake deadline passed while the handler ran: the timer
+		// has answered 408 and counted the timeout.
+		p.putHandshake(hs)
+		return
+	}
+	if !ok && timedOut {
+		// The handler gave up at its context's deadline: a timeout, not an
+		// auth failure.
+		p.putHandshake(hs)
+		p.refuse(c, respTimeout, RejectTimeout)
+		return
+	}
 	if !ok {
 		p.finishHandshake(c, hs, false)
 		return
@@ -636,8 +650,11 @@ func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 			c.deadline.Store(handshakeExpired)
 			c.pc.Wake()
 		case StateAuth:
-			p.stats.rejected[RejectTimeout].Add(1)
-			c.pc.Close(errHandshakeTimeout)
+			// Unless the handler's verdict came first: the upgrade cannot
+			// complete once this claims the auth step.
+			if c.authOver.CompareAndSwap(false, true) {
+				p.refuse(c, respTimeout, RejectTimeout)
+			}
 		case StateClosing:
 			c.pc.Close(errCloseTimeout)
 		}
@@ -653,9 +670,8 @@ func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 const handshakeExpired = -1
 
 var (
-	errHandshakeTimeout = errors.New("provider: handshake timeout")
-	errCloseTimeout     = errors.New("provider: no close frame from the peer in time")
-	errHeartbeat        = errors.New("provider: heartbeat: no answer")
+	errCloseTimeout = errors.New("provider: no close frame from the peer in time")
+	errHeartbeat    = errors.New("provider: heartbeat: no answer")
 )
 
 // heartbeat runs the strike algorithm of the Node package on every open

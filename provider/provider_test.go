@@ -1004,3 +1004,37 @@ func TestCloseReasonNotUTF8(t *testing.T) {
 		t.Fatalf("close frame: %v %q %v", code, reason, err)
 	}
 }
+
+// TestAuthHandlerPastDeadline: an auth handler still running at the
+// handshake deadline is a timeout, counted once, whether the handler honours
+// its context (returning its error) or ignores it and refuses late; it is
+// not an auth failure and OnError is not told.
+func TestAuthHandlerPastDeadline(t *testing.T) {
+	for _, honour := range []bool{true, false} {
+		t.Run(fmt.Sprintf("honours ctx %v", honour), func(t *testing.T) {
+			var reported atomic.Int64
+			o := Options{
+				HandshakeTimeout: 150 * time.Millisecond,
+				OnError:          func(error) { reported.Add(1) },
+				Auth: Auth{Handler: func(ctx context.Context, _ *Request, _ url.Values) (bool, error) {
+					if honour {
+						<-ctx.Done()
+						return false, ctx.Err()
+					}
+					time.Sleep(600 * time.Millisecond)
+					return false, nil
+				}},
+			}
+			p, _, addr := start(t, o)
+			line, _ := rawHTTP(t, addr, "GET /connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+			if line != "" && line != "HTTP/1.1 408 Request Timeout" {
+				t.Fatalf("got %q, want 408 or a closed connection", line)
+			}
+			time.Sleep(700 * time.Millisecond) // a late handler has returned
+			st := p.Stats()
+			if st.Rejected["timeout"] != 1 || st.Rejected["auth"] != 0 || reported.Load() != 0 {
+				t.Fatalf("rejected %v, OnError told %d times; want one timeout", st.Rejected, reported.Load())
+			}
+		})
+	}
+}
