@@ -64,6 +64,7 @@ type Conn struct {
 	dispatching   bool // OnOpen or OnData is running (or about to)
 	wakeAgain     bool // Wake was called during a dispatch
 	transportDone bool // netpoll's close callback ran / the reader exited
+	peerClosed    bool // the transport closed it (the peer), not a local close
 	finished      bool // OnClose has been scheduled
 }
 
@@ -378,6 +379,7 @@ func (c *Conn) peerClosedLocked(err error) {
 		}
 	}
 	c.markClosedLocked(err)
+	c.peerClosed = true
 }
 
 // finishLocked reports whether OnClose is due now (the connection is
@@ -481,7 +483,7 @@ func appendBuffer(b *buffer, n int, p []byte) *buffer {
 // otherwise it is the transport's, valid only during the call.
 func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 	h := c.p.h
-	closeNow := false
+	closeNow, drain := false, false
 	for {
 		if open {
 			h.OnOpen(c)
@@ -490,20 +492,30 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 		} else {
 			n := h.OnData(c, buf)
 			c.mu.Lock()
-			if !c.closed {
+			// Input parked while a Wake's OnData ran was sent before the
+			// peer closed: it is still given to OnData (as it would have
+			// been without the Wake), after the tail of this call is kept.
+			drain = c.closed && c.peerClosed && c.inqN > 0
+			if !c.closed || drain {
 				switch rest := len(buf) - n; {
 				case n < 0 || rest < 0:
-					c.markClosedLocked(ErrBadConsume)
-					closeNow = true
+					if !c.closed {
+						c.markClosedLocked(ErrBadConsume)
+						closeNow = true
+					}
+					drain = false
 				case rest > c.maxPending:
-					c.markClosedLocked(ErrPendingLimit)
-					closeNow = true
+					if !c.closed {
+						c.markClosedLocked(ErrPendingLimit)
+						closeNow = true
+					}
+					drain = false
 				default:
 					c.keepLocked(buf[n:], fromPend)
 				}
 			}
 		}
-		if c.closed {
+		if c.closed && !drain {
 			break
 		}
 		if c.inqN > 0 {

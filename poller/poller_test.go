@@ -235,6 +235,44 @@ func TestWake(t *testing.T) {
 	}
 }
 
+// TestWakeThenPeerClose: input that arrives while a Wake-driven OnData
+// runs, from a peer that then closes, is still given to OnData before
+// OnClose, as it is without the Wake.
+func TestWakeThenPeerClose(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			checkLeaks(t)
+			conns := make(chan *Conn, 1)
+			var woken atomic.Bool
+			var got []byte
+			h := &testHandler{tb: t, closes: make(chan closeEvent, 1)}
+			h.open = func(c *Conn) { conns <- c }
+			h.data = func(c *Conn, in []byte) int {
+				if len(in) == 0 && !woken.Swap(true) {
+					// The Wake's call: hold it until the peer's close has
+					// been seen (an empty write fails once closed).
+					waitFor(t, "the peer's close", func() bool { return errors.Is(c.Write(nil, nil, true), ErrClosed) })
+					return 0
+				}
+				got = append(got, in...)
+				return len(in)
+			}
+			p := e.start(t, h, Options{})
+			c := e.dial(t, p.Addr().String())
+			sc := recvConn(t, conns)
+			sc.Wake()
+			if _, err := c.Write([]byte("last words")); err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			ev := recvClose(t, h.closes)
+			if string(got) != "last words" {
+				t.Fatalf("OnData got %q before OnClose(%v), want %q", got, ev.err, "last words")
+			}
+		})
+	}
+}
+
 // TestWriteFromManyGoroutines writes numbered records from many goroutines
 // to one connection and checks that the client gets every record whole and,
 // per writer, in order.
