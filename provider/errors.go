@@ -32,8 +32,10 @@ var (
 	// ErrAuthFailed is passed to OnError when an auth handler returns an
 	// error (wrapping it).
 	ErrAuthFailed = errors.New("provider: auth handler failed")
-	// ErrTooBig: a message to send is larger than the peer can be sent in
-	// one frame (never with the default options).
+	// ErrTooBig is not returned by this version: a message of any size is
+	// sent in one frame, bounded only by MaxBackpressure (which a single
+	// message may exceed when nothing else is queued). It is kept for
+	// compatibility.
 	ErrTooBig = errors.New("provider: message too big")
 	// ErrInvalidUTF8: Send or SendText with text, or Close with a reason,
 	// that is not UTF-8.

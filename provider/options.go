@@ -91,19 +91,22 @@ type Heartbeat struct {
 
 // Request is what the auth handler sees of an upgrade request.
 type Request struct {
-	Method     string
-	Path       string
-	RawQuery   string
+	Method     string      // always "GET"
+	Path       string      // the request path, Options.Path
+	RawQuery   string      // the query string, without "?", still encoded
 	Header     http.Header // the request headers, canonicalised
-	RemoteAddr net.Addr
+	RemoteAddr net.Addr    // the peer's address
 }
 
 // AuthHandler decides whether an upgrade request may connect, after the
 // required parameters of [Auth] have matched. It may block (it runs on the
 // Provider's handshake workers, never on the event loop); ctx is cancelled at
 // the handshake timeout or when the Provider closes. A verdict of false, or a
-// non-nil error, rejects the request with 403 Forbidden and the body
-// "Unauthorized"; a non-nil error is also passed to [Options.OnError].
+// non-nil error (or a panic), rejects the request with 403 Forbidden and the
+// body "Unauthorized"; the error is also passed to [Options.OnError],
+// wrapping [ErrAuthFailed]. A handler still running at the handshake timeout
+// gets 408 Request Timeout instead, whatever it returns, and nothing is
+// reported to OnError.
 type AuthHandler func(ctx context.Context, r *Request, params url.Values) (bool, error)
 
 // Auth configures how upgrade requests are authenticated.
@@ -170,20 +173,29 @@ type Options struct {
 	CompressionThreshold int
 
 	// MaxPayloadLength is the largest incoming message (after inflation),
-	// in bytes. A larger one closes the connection with 1009 before its
-	// payload is buffered. Default 32 KiB.
+	// in bytes. A larger one closes the connection with 1009: an
+	// uncompressed message as soon as a frame header shows it, before the
+	// payload is buffered; a compressed one once its inflation passes the
+	// limit. Default 32 KiB.
 	MaxPayloadLength int
-	// MaxBackpressure is the most bytes queued for one connection. Default
-	// 1 MiB. See BackpressurePolicy for what happens beyond it.
+	// MaxBackpressure is the most bytes queued for one connection: a send
+	// that would take a non-empty queue over it meets the Backpressure
+	// policy. A single message larger than it is still accepted when
+	// nothing is queued. Default 1 MiB.
 	MaxBackpressure int
 	// Backpressure is the policy at MaxBackpressure. Default CloseOnBackpressure.
 	Backpressure BackpressurePolicy
 
-	Auth      Auth
+	// Auth is how upgrade requests are authenticated. Default: no
+	// required parameter and no handler, so every upgrade is accepted.
+	Auth Auth
+	// Heartbeat is the ping cycle that removes dead connections. Default
+	// every 10 s, 2 strikes, RFC 6455 control frames.
 	Heartbeat Heartbeat
 
-	// HandshakeTimeout drops a connection whose upgrade is not complete in
-	// time (including a slow auth handler). Default 10 s.
+	// HandshakeTimeout bounds the upgrade, including a slow auth handler:
+	// a connection not upgraded in time is answered 408 Request Timeout and
+	// closed. Default 10 s.
 	HandshakeTimeout time.Duration
 	// MaxHandshakeSize caps the upgrade request; a larger one gets
 	// 431 Request Header Fields Too Large. Default 8 KiB.

@@ -181,7 +181,9 @@ func (p *Provider) Len() int {
 	return len(p.byID)
 }
 
-// Connection returns the open connection with the given id.
+// Connection returns the connection with the given id if it completed the
+// upgrade and has not closed yet: like Len, it includes a connection in its
+// closing handshake (see Connection.State).
 func (p *Provider) Connection(id string) (*Connection, bool) {
 	p.connMu.RLock()
 	defer p.connMu.RUnlock()

@@ -537,6 +537,67 @@ func TestBackpressureRefuse(t *testing.T) {
 	}
 }
 
+// A single message larger than MaxBackpressure is accepted when nothing is
+// queued (Options.MaxBackpressure), under the default close policy too.
+func TestBackpressureOversizeOnEmptyQueue(t *testing.T) {
+	o := Options{MaxBackpressure: 4 << 10, Heartbeat: Heartbeat{Mode: HeartbeatOff}}
+	p, e, addr := start(t, o)
+	c := dial(t, addr, "/connect")
+	e.wait(t, "open", func(e *events) bool { return len(e.opened) == 1 })
+	sc := e.opened[0]
+	// The upgrade response has reached the client; wait until the queue
+	// has accounted for its write too.
+	for i := 0; sc.Buffered() != 0; i++ {
+		if i == 5000 {
+			t.Fatalf("upgrade response still queued: %d bytes", sc.Buffered())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	msg := bytes.Repeat([]byte("z"), 64<<10)
+	if err := sc.SendBinary(msg); err != nil {
+		t.Fatalf("oversize message on an empty queue: %v", err)
+	}
+	if _, data, err := c.ReadMessage(); err != nil || !bytes.Equal(data, msg) {
+		t.Fatalf("got %d bytes, %v", len(data), err)
+	}
+	if sc.State() != StateOpen || p.Stats().BackpressureCloses != 0 {
+		t.Fatalf("state %v, stats %+v", sc.State(), p.Stats())
+	}
+}
+
+// A connection in its closing handshake is still counted by Len and found by
+// Connection, but no longer listed by Connections.
+func TestClosingConnectionLookup(t *testing.T) {
+	p, e, addr := start(t, Options{Heartbeat: Heartbeat{Mode: HeartbeatOff}})
+	c := dial(t, addr, "/connect")
+	e.wait(t, "open", func(e *events) bool { return len(e.opened) == 1 })
+	conn := e.opened[0]
+	if err := conn.Close(4000, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	// The client has not answered the close frame: the connection waits
+	// for it (CloseTimeout, 5 s by default).
+	if got, ok := p.Connection(conn.ID()); !ok || got != conn || got.State() != StateClosing {
+		t.Fatalf("Connection(id) = %v, %v (state %v)", got, ok, conn.State())
+	}
+	if p.Len() != 1 || len(p.Connections()) != 0 || p.Stats().Connections != 1 {
+		t.Fatalf("Len %d, Connections %d, Stats.Connections %d", p.Len(), len(p.Connections()), p.Stats().Connections)
+	}
+	code, _, err := c.ExpectClose()
+	if err != nil || code != 4000 {
+		t.Fatalf("close %v %v", code, err)
+	}
+	c.WriteClose(code, "")
+	if !c.WaitEOF() {
+		t.Fatal("no TCP close")
+	}
+	c.Close()
+	e.wait(t, "close", func(e *events) bool { return len(e.closes) == 1 })
+	if _, ok := p.Connection(conn.ID()); ok || p.Len() != 0 {
+		t.Fatalf("closed connection still found; Len %d", p.Len())
+	}
+}
+
 func TestServerClose(t *testing.T) {
 	p, e, addr := start(t, Options{})
 	c := dial(t, addr, "/connect")
