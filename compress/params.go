@@ -29,10 +29,10 @@ const (
 //
 // Params is a plain value, safe for concurrent use.
 type Params struct {
-	ServerNoContextTakeover bool
-	ClientNoContextTakeover bool
-	ServerMaxWindowBits     int
-	ClientMaxWindowBits     int
+	ServerNoContextTakeover bool // server_no_context_takeover
+	ClientNoContextTakeover bool // client_no_context_takeover
+	ServerMaxWindowBits     int  // server_max_window_bits (see window bits above)
+	ClientMaxWindowBits     int  // client_max_window_bits (see window bits above)
 
 	// Err is set by ParseOffers and ParseResponse on an element with an
 	// unknown or duplicate parameter or an invalid value; it wraps

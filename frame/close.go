@@ -82,8 +82,8 @@ var closeNames = map[CloseCode]string{
 // close frame, or the code an endpoint must close with after a protocol
 // violation. Test for it with errors.As, or use [CloseStatus].
 type CloseError struct {
-	Code   CloseCode
-	Reason string
+	Code   CloseCode // the close status code
+	Reason string    // the close reason (cut to MaxCloseReason bytes when sent)
 }
 
 // Error implements error.

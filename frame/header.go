@@ -8,12 +8,12 @@ const MaxHeaderSize = 14
 
 // Header is a decoded frame header (RFC 6455 §5.2).
 type Header struct {
-	Fin bool
+	Fin bool // the final frame of its message
 	// Rsv holds the three reserved bits as in the wire byte >> 4 & 7:
 	// RSV1 = 4, RSV2 = 2, RSV3 = 1.
 	Rsv    byte
-	Op     Opcode
-	Masked bool
+	Op     Opcode  // the frame type
+	Masked bool    // the payload is masked with Mask (client to server)
 	Mask   [4]byte // the masking key; meaningful only when Masked
 	Length int64   // the payload length, 0 to 2^63-1
 }

@@ -96,7 +96,10 @@ func putSegBlock(b *segBlock) {
 	segPools[b.class].Put(b)
 }
 
-// SetLimit sets the most bytes the queue may hold; 0 removes the limit.
+// SetLimit sets the queue's limit in bytes; 0 removes it. Append,
+// AppendShared and Reserve refuse bytes that would take a non-empty queue
+// over the limit; an empty queue admits anything, so that a single message
+// larger than the limit can still be sent.
 func (q *Queue) SetLimit(n int) {
 	if n < 0 {
 		n = 0
