@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/networkcluster/networkcluster/compress"
 	"github.com/networkcluster/networkcluster/frame"
 	"github.com/networkcluster/networkcluster/internal/proto"
 )
@@ -675,6 +676,11 @@ func TestOptionsValidation(t *testing.T) {
 		{MaxPayload: -1}, {ReadBufferSize: 10}, {DialTimeout: -1},
 		{Reconnect: Reconnect{Jitter: 1.5}}, {Reconnect: Reconnect{Backoff: 0.5}}, {Reconnect: Reconnect{Interval: -1}},
 		{Header: map[string][]string{"Sec-WebSocket-Key": {"x"}}},
+		{Header: map[string][]string{"sec-websocket-extensions": {"x"}}},
+		{Header: map[string][]string{"Host": {"x"}}},
+		{Header: map[string][]string{"Connection": {"x"}}},
+		{Header: map[string][]string{"Content-Length": {"1"}}},
+		{Header: map[string][]string{"Transfer-Encoding": {"chunked"}}},
 		{Header: map[string][]string{"X-A": {"a\r\nb: c"}}},
 		{Header: map[string][]string{"bad name": {"x"}}},
 	}
@@ -689,6 +695,13 @@ func TestOptionsValidation(t *testing.T) {
 	}
 	if c.cfg.url != "ws://localhost:8080/connect" || c.cfg.Reconnect.MaxAttempts != 10 ||
 		c.cfg.Reconnect.Interval != time.Second || c.cfg.MaxPayload != 16<<20 || c.cfg.DialTimeout != 10*time.Second {
+		t.Fatalf("defaults: %+v", c.cfg)
+	}
+	// The rest of the defaults the README's table states.
+	if c.cfg.WriteTimeout != 10*time.Second || c.cfg.CloseTimeout != time.Second ||
+		c.cfg.ReadBufferSize != 4<<10 || c.cfg.Reconnect.Jitter != 0.2 ||
+		c.cfg.Reconnect.MaxInterval != 30*time.Second || c.cfg.Reconnect.Backoff != 1 ||
+		c.cfg.Compressor != compress.Disabled || c.cfg.CompressThreshold != compress.DefaultThreshold {
 		t.Fatalf("defaults: %+v", c.cfg)
 	}
 	c, _ = New(Options{Host: "::1", Port: 9, TLS: true, Parameters: map[string]string{"a b": "c&d"}})

@@ -32,7 +32,7 @@
 // and the Consumer follows whichever it sees on each connection:
 //
 //   - RFC 6455 ping/pong: the upgrade response carries the interval in
-//     milliseconds in the header [proto.HeartbeatHeader]; the Provider sends
+//     milliseconds in the header X-Network-Cluster-Heartbeat; the Provider sends
 //     pings, which the Consumer answers with pongs (it answers every ping,
 //     announced or not);
 //   - the Node network-cluster 1.0.4 text form: the first message of the

@@ -18,8 +18,10 @@ var (
 	// or while the close handshake runs.
 	ErrNotConnected = errors.New("consumer: not connected")
 
-	// ErrClosed is returned by every method once [Consumer.Close] or
-	// [Consumer.Destroy] has been called.
+	// ErrClosed is returned by Connect and the send methods once
+	// [Consumer.Close] or [Consumer.Destroy] has been called, and by Ready
+	// unless the cycle had already failed for good (Ready then returns that
+	// error).
 	ErrClosed = errors.New("consumer: closed")
 
 	// ErrGaveUp is wrapped by the error that [Consumer.Connect] and

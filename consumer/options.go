@@ -65,7 +65,9 @@ type Options struct {
 	// Header holds extra request headers for the upgrade request, for
 	// credentials that should not appear in a URL (and so in access logs).
 	// The handshake's own headers (Host, Upgrade, Connection,
-	// Sec-WebSocket-*) may not be set here. Default none.
+	// Sec-WebSocket-Key, -Version, -Extensions, -Protocol and -Accept,
+	// Content-Length, Transfer-Encoding) may not be set here: New refuses
+	// them. Default none.
 	Header http.Header
 
 	// Reconnect is the reconnect policy [reconnect]. Its zero value is the
@@ -127,8 +129,9 @@ type Options struct {
 	// [message]. m.Data is only valid until OnMessage returns.
 	OnMessage func(m Message)
 	// OnClose is called exactly once, when the Consumer stops for good
-	// [close]: 1000 after Close, 1006 after Destroy or when the reconnect
-	// policy gave up (the reason is then the last error).
+	// [close]: 1000 after Close, 1006 after Destroy, or 1006 when the
+	// reconnect policy gave up or the Provider answered 403 (the reason is
+	// then that error).
 	OnClose func(code frame.CloseCode, reason string)
 }
 
