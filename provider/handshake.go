@@ -54,7 +54,7 @@ type RejectReason uint8
 
 // Reasons an upgrade request is refused.
 const (
-	RejectBadRequest RejectReason = iota // 400: malformed HTTP or WebSocket handshake
+	RejectBadRequest RejectReason = iota // 400: malformed HTTP or WebSocket handshake (505 for HTTP/1.0)
 	RejectNotFound                       // 404: another path
 	RejectMethod                         // 405: not GET
 	RejectUpgrade                        // 426: no WebSocket upgrade, or another version

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/networkcluster/networkcluster/compress"
 	"github.com/networkcluster/networkcluster/frame"
 	"github.com/networkcluster/networkcluster/internal/proto"
 	"github.com/networkcluster/networkcluster/internal/wstest"
@@ -27,6 +29,13 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 	if o.Addr != ":8080" || o.Path != "/connect" || o.MaxPayloadLength != 32<<10 ||
 		o.MaxBackpressure != 1<<20 || o.Heartbeat.Interval != 10*time.Second || o.Heartbeat.MaxStrikes != 2 {
+		t.Fatalf("defaults: %+v", o)
+	}
+	// The rest of the defaults the README's table and the field comments state.
+	if o.Network != "tcp" || o.Compressor != compress.Disabled || o.CompressionThreshold != compress.DefaultThreshold ||
+		o.Backpressure != CloseOnBackpressure || o.Heartbeat.Mode != HeartbeatControlFrames ||
+		o.Auth.MaxPending != 1024 || o.HandshakeTimeout != 10*time.Second || o.MaxHandshakeSize != 8<<10 ||
+		o.CloseTimeout != 5*time.Second || o.PollLoops != 0 {
 		t.Fatalf("defaults: %+v", o)
 	}
 }
@@ -80,7 +89,7 @@ func TestStartPort0AndClose(t *testing.T) {
 }
 
 func TestHTTPResponses(t *testing.T) {
-	_, _, addr := start(t, Options{})
+	p, _, addr := start(t, Options{})
 	cases := []struct{ name, req, status string }{
 		{"alive", "GET /alive HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK"},
 		{"alive head", "HEAD /alive HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK"},
@@ -101,6 +110,14 @@ func TestHTTPResponses(t *testing.T) {
 				t.Fatalf("got %q, want %q", line, tc.status)
 			}
 		})
+	}
+	// Each refusal is counted under its RejectReason; /alive is not a refusal.
+	want := map[string]uint64{"bad_request": 3, "not_found": 1, "method": 1, "upgrade": 2, "too_large": 1}
+	got := p.Stats().Rejected
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("Rejected[%q] = %d, want %d (all: %v)", k, got[k], n, got)
+		}
 	}
 }
 
@@ -869,6 +886,54 @@ func TestNoDataAfterCloseFrame(t *testing.T) {
 			t.Fatal("no close frame")
 		}
 		cl.Close()
+	}
+}
+
+// An upgrade request that arrives on an accepted connection once Shutdown has
+// begun is answered 503 and counted as "busy" (Provider.Shutdown).
+func TestShutdownRefusesUpgrade(t *testing.T) {
+	p, e, addr := start(t, Options{Heartbeat: Heartbeat{Mode: HeartbeatOff}})
+	ws := dial(t, addr, "/connect") // keeps Shutdown waiting until it answers
+	e.wait(t, "open", func(e *events) bool { return len(e.opened) == 1 })
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for i := 0; p.liveConns() < 2; i++ { // accepted before Shutdown stops accepting
+		if i == 5000 {
+			t.Fatal("raw connection not accepted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- p.Shutdown(ctx)
+	}()
+	if code, _, err := ws.ExpectClose(); err != nil || code != frame.CloseGoingAway {
+		t.Fatalf("close %v %v", code, err)
+	} // Shutdown has begun
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := raw.Write(wstest.Request(addr, "/connect")); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(raw).ReadString('\n')
+	if err != nil || line != "HTTP/1.1 503 Service Unavailable\r\n" {
+		t.Fatalf("response %q %v", line, err)
+	}
+	ws.WriteClose(frame.CloseGoingAway, "")
+	if !ws.WaitEOF() {
+		t.Fatal("no TCP close")
+	}
+	ws.Close()
+	raw.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got := p.Stats().Rejected["busy"]; got != 1 {
+		t.Fatalf("busy rejections %d", got)
 	}
 }
 
