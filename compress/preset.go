@@ -91,7 +91,7 @@ var presetNames = [...]struct {
 }
 
 // ParsePreset parses a preset as written in configuration or on a command
-// line: names as in uWebSockets and SEED.md ("DEDICATED_COMPRESSOR_4KB"),
+// line: names as in uWebSockets and the Node package ("DEDICATED_COMPRESSOR_4KB"),
 // case-insensitive, '-' accepted for '_', numbers in Go syntax ("146",
 // "0x92"), and any of these joined with '|' ("SHARED_COMPRESSOR |
 // DEDICATED_DECOMPRESSOR"). The result must pass [Preset.Validate].
