@@ -156,8 +156,8 @@ type Options struct {
 	Addr string
 	// Network is "tcp" (default; IPv4 and IPv6), "tcp4" or "tcp6".
 	Network string
-	// Path of the WebSocket endpoint. Default "/connect". GET /alive always
-	// answers 200 (a health check).
+	// Path of the WebSocket endpoint. Default "/connect". GET and HEAD
+	// /alive answer 200 "OK" (a health check); other methods there get 405.
 	Path string
 
 	// TLS, when set, serves wss. netpoll has no TLS, so TLS connections are
