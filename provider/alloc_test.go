@@ -73,6 +73,40 @@ func TestAllocsSend(t *testing.T) {
 	}
 }
 
+// TestAllocsBroadcastPrepared guards the per-receiver part of a broadcast:
+// queueing a prepared message on every open connection allocates nothing
+// (Broadcast itself allocates only the frame it encodes once).
+func TestAllocsBroadcastPrepared(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	p, e, addr := start(t, Options{Heartbeat: Heartbeat{Mode: HeartbeatOff}})
+	const receivers = 3
+	for i := 0; i < receivers; i++ {
+		c := dial(t, addr, "/connect")
+		go func() { // keep reading so the queues drain
+			for {
+				if _, _, err := c.ReadFrame(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	e.wait(t, "open", func(e *events) bool { return len(e.opened) == receivers })
+	m, err := p.Prepare(false, []byte("a broadcast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res BroadcastResult
+	allocs := testing.AllocsPerRun(1000, func() { res = p.BroadcastPrepared(m, nil) })
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per broadcast to %d receivers", allocs, receivers)
+	}
+	if res.Sent != receivers {
+		t.Fatalf("last broadcast: %+v", res)
+	}
+}
+
 func BenchmarkReceive(b *testing.B) {
 	o := Options{OnMessage: func(c *Connection, m Message) {}}
 	_, conn, _ := openConn(b, o)
