@@ -944,3 +944,41 @@ func TestDestroyInOnMessageStopsDelivery(t *testing.T) {
 		t.Fatalf("%d messages delivered, want 1 (none after Destroy)", n)
 	}
 }
+
+// A send the Provider does not take within WriteTimeout fails with the write
+// error, and the connection is dropped (OnDisconnect 1006) and reconnected
+// (Options.WriteTimeout).
+func TestWriteTimeoutDropsAndReconnects(t *testing.T) {
+	release := make(chan struct{})
+	var stalled atomic.Bool
+	s := newTestServer(t, srvOpts{handler: func(sc *srvConn, op ws.OpCode, p []byte) {
+		if stalled.CompareAndSwap(false, true) {
+			<-release // the first connection stops reading here
+		}
+	}})
+	t.Cleanup(func() { close(release) })
+	c, ev := newConsumer(t, s.port, func(o *Options) { o.WriteTimeout = 200 * time.Millisecond })
+	if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send("stop reading"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the server to stall", stalled.Load)
+	msg := make([]byte, 256<<10)
+	var err error
+	for i := 0; i < 4096 && err == nil; i++ { // at most 1 GiB: far above any socket buffer
+		err = c.SendBinary(msg)
+	}
+	if err == nil || errors.Is(err, ErrNotConnected) || errors.Is(err, ErrClosed) {
+		t.Fatalf("send to a stalled Provider: %v, want the write error", err)
+	}
+	waitFor(t, 10*time.Second, "the reconnect", func() bool { opens, _, _, _, _ := ev.snapshot(); return opens == 2 })
+	_, disc, _, _, _ := ev.snapshot()
+	if len(disc) != 1 || disc[0].code != int(frame.CloseAbnormal) {
+		t.Fatalf("disconnects %v, want one 1006", disc)
+	}
+	if n := s.upgrades(); n != 2 {
+		t.Fatalf("%d upgrades, want 2", n)
+	}
+}
