@@ -647,6 +647,33 @@ func TestServerClose(t *testing.T) {
 	_ = p
 }
 
+// Provider.Close closes every connection without a closing handshake:
+// OnClose reports 1006 before Close returns, sends fail with ErrClosed, and
+// the client sees the TCP connection end with no close frame.
+func TestCloseReports1006(t *testing.T) {
+	p, e, addr := start(t, Options{Heartbeat: Heartbeat{Mode: HeartbeatOff}})
+	c := dial(t, addr, "/connect")
+	e.wait(t, "open", func(e *events) bool { return len(e.opened) == 1 })
+	conn := e.opened[0]
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	closes := append([]closed(nil), e.closes...)
+	e.mu.Unlock()
+	if len(closes) != 1 || closes[0].code != frame.CloseAbnormal {
+		t.Fatalf("OnClose when Close returned: %+v", closes)
+	}
+	if err := conn.Send("x"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("send after Close: %v", err)
+	}
+	h, _, err := c.ReadFrame()
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("after Close: frame %+v, error %v; want the connection's end", h, err)
+	}
+}
+
 func TestPeerVanishes(t *testing.T) {
 	_, e, addr := start(t, Options{})
 	c := dial(t, addr, "/connect")
