@@ -77,6 +77,13 @@ func TestTLS(t *testing.T) {
 	certFile := write("cert.pem", certPEM)
 	plainKey := write("key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 	encKey := write("key-enc.pem", encryptPKCS8(t, keyDER, "correct horse"))
+	// The legacy OpenSSL PEM encryption ("Proc-Type: 4,ENCRYPTED") that
+	// TLS.KeyFile also accepts.
+	legacyBlock, err := x509.EncryptPEMBlock(rand.Reader, "PRIVATE KEY", keyDER, []byte("correct horse"), x509.PEMCipherAES256) //nolint:staticcheck
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacyKey := write("key-legacy.pem", pem.EncodeToMemory(legacyBlock))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 
@@ -86,6 +93,7 @@ func TestTLS(t *testing.T) {
 	}{
 		{"plain key", TLS{CertFile: certFile, KeyFile: plainKey}},
 		{"encrypted PKCS#8 key", TLS{CertFile: certFile, KeyFile: encKey, Passphrase: "correct horse"}},
+		{"legacy encrypted PEM key", TLS{CertFile: certFile, KeyFile: legacyKey, Passphrase: "correct horse"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tlsOpts := tc.tls
@@ -117,9 +125,13 @@ func TestTLS(t *testing.T) {
 			e.wait(t, "close", func(e *events) bool { return len(e.closes) == 1 })
 		})
 	}
-	_, err := New(Options{TLS: &TLS{CertFile: certFile, KeyFile: encKey, Passphrase: "wrong"}})
+	_, err = New(Options{TLS: &TLS{CertFile: certFile, KeyFile: encKey, Passphrase: "wrong"}})
 	if !errors.Is(err, ErrTLS) {
 		t.Fatalf("wrong passphrase: %v", err)
+	}
+	_, err = New(Options{TLS: &TLS{CertFile: certFile, KeyFile: legacyKey, Passphrase: "wrong"}})
+	if !errors.Is(err, ErrTLS) {
+		t.Fatalf("wrong passphrase, legacy key: %v", err)
 	}
 	_, err = New(Options{TLS: &TLS{CertFile: certFile, KeyFile: encKey}})
 	if !errors.Is(err, ErrTLS) {
