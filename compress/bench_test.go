@@ -100,7 +100,7 @@ func BenchmarkDecompress(b *testing.B) {
 // BenchmarkCompressReference gives reference points on the same messages:
 // klauspost's stateless deflate (nothing kept, 32 KiB distances), a
 // klauspost Writer reset per message with a 32 KiB dictionary (context
-// takeover without keeping a writer, as DESIGN.md first suggested), and a
+// takeover without keeping a writer: the approach first considered), and a
 // standard library Writer kept per connection (~600 KB each).
 func BenchmarkCompressReference(b *testing.B) {
 	msgs := benchMsgs(64, 1024)

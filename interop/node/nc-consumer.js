@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A client on `ws` 7 (npm alias ws7) that behaves on the wire as the Consumer
 // of the Node package network-cluster 1.0.4 does (that package is not served
-// by npm here; /work/shared/SEED.md describes it): it connects to
+// by npm here; its documented behaviour is summed up in the README): it connects to
 // ws://host:port/path?<parameters>, learns the heartbeat interval from the
 // text "PROVIDER_HEARTBEAT|<ms>", answers each "PING" with "PONG" (both are
 // swallowed, never delivered as messages), and drops and reconnects the
