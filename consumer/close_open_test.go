@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,39 +15,11 @@ import (
 // then neither reads nor writes: a close handshake with it can only end by
 // the Consumer's CloseTimeout.
 func deafHeartbeatServer(t *testing.T, interval time.Duration) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			u := ws.Upgrader{OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
-				return ws.HandshakeHeaderHTTP(http.Header{proto.HeartbeatHeader: {proto.FormatInterval(interval)}}), nil
-			}}
-			_, _ = u.Upgrade(nc)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().(*net.TCPAddr).Port
+	u := ws.Upgrader{OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+		return ws.HandshakeHeaderHTTP(http.Header{proto.HeartbeatHeader: {proto.FormatInterval(interval)}}), nil
+	}}
+	port, _ := rawListener(t, func(nc net.Conn) { _, _ = u.Upgrade(nc) })
+	return port
 }
 
 // Close called just as a connection opens must still bound the wait for

@@ -799,38 +799,7 @@ func TestWriteTimeoutFailsSend(t *testing.T) {
 
 // silentHandshake is a server that completes the upgrade, then never reads.
 func silentHandshake(t *testing.T) (int, *atomic.Int64) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := new(atomic.Int64)
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			_, _ = ws.Upgrade(nc)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().(*net.TCPAddr).Port, n
+	return rawListener(t, func(nc net.Conn) { _, _ = ws.Upgrade(nc) })
 }
 
 func TestReadyFromHandlerDoesNotBlock(t *testing.T) {

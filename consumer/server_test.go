@@ -440,9 +440,11 @@ func freePort(t testing.TB) int {
 	return p
 }
 
-// silentListener accepts TCP connections and never answers: a dial to it
-// stays in the handshake.
-func silentListener(t testing.TB) (port int, accepted *atomic.Int64) {
+// rawListener accepts TCP connections on 127.0.0.1 and hands each to
+// serve on the accept goroutine; it returns the port and the number of
+// connections accepted. The listener and every accepted connection are
+// closed when the test ends.
+func rawListener(t testing.TB, serve func(nc net.Conn)) (port int, accepted *atomic.Int64) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +464,7 @@ func silentListener(t testing.TB) (port int, accepted *atomic.Int64) {
 			mu.Lock()
 			conns = append(conns, nc)
 			mu.Unlock()
-			go io.Copy(io.Discard, nc)
+			serve(nc)
 		}
 	}()
 	t.Cleanup(func() {
@@ -475,6 +477,12 @@ func silentListener(t testing.TB) (port int, accepted *atomic.Int64) {
 		mu.Unlock()
 	})
 	return ln.Addr().(*net.TCPAddr).Port, accepted
+}
+
+// silentListener accepts TCP connections and never answers: a dial to it
+// stays in the handshake.
+func silentListener(t testing.TB) (port int, accepted *atomic.Int64) {
+	return rawListener(t, func(nc net.Conn) { go io.Copy(io.Discard, nc) })
 }
 
 func msgText(m Message) string { return fmt.Sprintf("%v:%q", m.Binary, m.Data) }
