@@ -51,17 +51,48 @@ func putBuffer(b *buffer) {
 
 // --- the worker pool ---
 
+// fifo is a first-in, first-out queue on a ring that grows as needed, so
+// that pushing never blocks (the caller may be a poll loop). Its owner
+// guards it.
+type fifo[T any] struct {
+	ring    []T
+	head, n int
+}
+
+func (f *fifo[T]) push(v T) {
+	if f.n == len(f.ring) {
+		ring := make([]T, max(64, 2*len(f.ring)))
+		for i := 0; i < f.n; i++ {
+			ring[i] = f.ring[(f.head+i)%len(f.ring)]
+		}
+		f.ring, f.head = ring, 0
+	}
+	f.ring[(f.head+f.n)%len(f.ring)] = v
+	f.n++
+}
+
+// pop removes the oldest element; ok is false when the queue is empty.
+func (f *fifo[T]) pop() (v T, ok bool) {
+	if f.n == 0 {
+		return v, false
+	}
+	v = f.ring[f.head]
+	var zero T
+	f.ring[f.head] = zero // let the collector have it
+	f.head = (f.head + 1) % len(f.ring)
+	f.n--
+	return v, true
+}
+
 // workerPool runs tasks on at most max goroutines, started on demand; each
 // exits when the queue is empty, so an idle process holds none. Tasks wait
-// in a FIFO ring that grows as needed (queueing never blocks the caller,
-// which may be a poll loop). There is one, process-wide, because netpoll's
-// Runner is process-wide.
+// in a FIFO (queueing never blocks the caller, which may be a poll loop).
+// There is one, process-wide, because netpoll's Runner is process-wide.
 type workerPool struct {
 	mu      sync.Mutex
 	max     int
 	running int
-	ring    []func()
-	head, n int
+	tasks   fifo[func()]
 }
 
 var workers = workerPool{max: DefaultWorkers}
@@ -76,11 +107,7 @@ func (w *workerPool) setMax(n int) {
 // run queues f and starts a worker if the bound allows.
 func (w *workerPool) run(f func()) {
 	w.mu.Lock()
-	if w.n == len(w.ring) {
-		w.grow()
-	}
-	w.ring[(w.head+w.n)%len(w.ring)] = f
-	w.n++
+	w.tasks.push(f)
 	if w.running < w.max {
 		w.running++
 		w.mu.Unlock()
@@ -90,27 +117,16 @@ func (w *workerPool) run(f func()) {
 	w.mu.Unlock()
 }
 
-func (w *workerPool) grow() {
-	ring := make([]func(), max(16, 2*len(w.ring)))
-	for i := 0; i < w.n; i++ {
-		ring[i] = w.ring[(w.head+i)%len(w.ring)]
-	}
-	w.ring, w.head = ring, 0
-}
-
 func work() {
 	w := &workers
 	for {
 		w.mu.Lock()
-		if w.n == 0 || w.running > w.max {
+		if w.tasks.n == 0 || w.running > w.max {
 			w.running--
 			w.mu.Unlock()
 			return
 		}
-		f := w.ring[w.head]
-		w.ring[w.head] = nil
-		w.head = (w.head + 1) % len(w.ring)
-		w.n--
+		f, _ := w.tasks.pop()
 		w.mu.Unlock()
 		f()
 	}
@@ -128,8 +144,7 @@ type flushQueue struct {
 	mu      sync.Mutex
 	max     int
 	running int
-	ring    []*Conn
-	head, n int
+	conns   fifo[*Conn]
 }
 
 var flushers = flushQueue{max: max(2, runtime.GOMAXPROCS(0))}
@@ -137,15 +152,7 @@ var flushers = flushQueue{max: max(2, runtime.GOMAXPROCS(0))}
 // push queues c, whose c.flushing the caller set.
 func (q *flushQueue) push(c *Conn) {
 	q.mu.Lock()
-	if q.n == len(q.ring) {
-		ring := make([]*Conn, max(64, 2*len(q.ring)))
-		for i := 0; i < q.n; i++ {
-			ring[i] = q.ring[(q.head+i)%len(q.ring)]
-		}
-		q.ring, q.head = ring, 0
-	}
-	q.ring[(q.head+q.n)%len(q.ring)] = c
-	q.n++
+	q.conns.push(c)
 	if q.running < q.max {
 		q.running++
 		q.mu.Unlock()
@@ -159,15 +166,12 @@ func flushWork() {
 	q := &flushers
 	for {
 		q.mu.Lock()
-		if q.n == 0 {
+		c, ok := q.conns.pop()
+		if !ok {
 			q.running--
 			q.mu.Unlock()
 			return
 		}
-		c := q.ring[q.head]
-		q.ring[q.head] = nil
-		q.head = (q.head + 1) % len(q.ring)
-		q.n--
 		q.mu.Unlock()
 		c.mu.Lock()
 		c.directFlushLocked()
