@@ -132,6 +132,22 @@ func dial(t testing.TB, addr, target string, extra ...string) *wstest.Client {
 
 // rawHTTP sends a raw request and returns the status line and the whole
 // response, reading until the server closes.
+// sendUpgradeRequest dials addr and writes a valid upgrade request for
+// /connect without reading the answer; the connection is closed when the
+// test ends.
+func sendUpgradeRequest(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Write(wstest.Request(addr, "/connect")); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
 func rawHTTP(t testing.TB, addr, req string) (string, string) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)

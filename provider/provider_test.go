@@ -832,14 +832,7 @@ func TestAuthHandlerOpenBeforeMessage(t *testing.T) {
 	}
 	_, e, addr := start(t, o)
 	ev.Store(e)
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(wstest.Request(addr, "/connect")); err != nil {
-		t.Fatal(err)
-	}
+	conn := sendUpgradeRequest(t, addr)
 	<-sendNow
 	if _, err := conn.Write(wstest.Frame(true, frame.OpText, 0, []byte("hello"))); err != nil {
 		t.Fatal(err)
@@ -1088,14 +1081,7 @@ func TestCloseDuringUpgrade(t *testing.T) {
 			}
 		})
 	}})
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(wstest.Request(addr, "/connect")); err != nil {
-		t.Fatal(err)
-	}
+	sendUpgradeRequest(t, addr)
 	<-closed
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -1179,7 +1165,7 @@ func TestAuthHandlerPastDeadline(t *testing.T) {
 				}},
 			}
 			p, _, addr := start(t, o)
-			line, _ := rawHTTP(t, addr, "GET /connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+			line, _ := rawHTTP(t, addr, string(wstest.Request(addr, "/connect")))
 			if line != "" && line != "HTTP/1.1 408 Request Timeout" {
 				t.Fatalf("got %q, want 408 or a closed connection", line)
 			}
