@@ -30,7 +30,6 @@ type Consumer struct {
 	mu        sync.Mutex
 	started   bool
 	closed    bool          // Close or Destroy was called
-	destroyed bool          // it was Destroy
 	ready     bool          // a connection is open and OnOpen has returned
 	opens     uint64        // connections opened so far (ready became true)
 	terminal  error         // why the cycle ended; nil while it may still connect
@@ -42,12 +41,12 @@ type Consumer struct {
 	nc        net.Conn      // the open connection, for Destroy
 	closeOnce sync.Once
 
-	isClosed    atomic.Bool
-	isDestroyed atomic.Bool // Destroy was called: no more OnMessage
-	connected   atomic.Bool
-	inFlight    atomic.Bool
-	interval    atomic.Int64 // heartbeat interval of the current connection, ns; 0 = none
-	lastHB      atomic.Int64 // unix ns of the last heartbeat (or of the open)
+	isClosed  atomic.Bool
+	destroyed atomic.Bool // Destroy was called: no more OnMessage
+	connected atomic.Bool
+	inFlight  atomic.Bool
+	interval  atomic.Int64 // heartbeat interval of the current connection, ns; 0 = none
+	lastHB    atomic.Int64 // unix ns of the last heartbeat (or of the open)
 
 	// Write side, guarded by wmu.
 	wmu       sync.Mutex
@@ -180,9 +179,8 @@ func (c *Consumer) shutdown(destroy bool) {
 	self := c.runGID != 0 && goid() == c.runGID
 	if c.closed {
 		nc, done := c.nc, c.done
-		if destroy && !c.destroyed {
-			c.destroyed = true
-			c.isDestroyed.Store(true)
+		if destroy && !c.destroyed.Load() {
+			c.destroyed.Store(true)
 		} else {
 			nc = nil
 		}
@@ -196,8 +194,7 @@ func (c *Consumer) shutdown(destroy bool) {
 		return
 	}
 	c.closed = true
-	c.destroyed = destroy
-	c.isDestroyed.Store(destroy)
+	c.destroyed.Store(destroy)
 	c.isClosed.Store(true)
 	if c.terminal == nil {
 		c.terminal = ErrClosed

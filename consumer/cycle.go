@@ -28,7 +28,7 @@ func (c *Consumer) run(ctx context.Context) {
 			timer.Stop()
 		}
 		c.mu.Lock()
-		destroyed := c.destroyed
+		destroyed := c.destroyed.Load()
 		if c.terminal == nil {
 			c.terminal = cause
 		}

@@ -400,7 +400,7 @@ func (c *Consumer) deliver(op frame.Opcode, compressed bool, data []byte) error 
 			return nil
 		}
 	}
-	if f := c.cfg.OnMessage; f != nil && !c.isDestroyed.Load() {
+	if f := c.cfg.OnMessage; f != nil && !c.destroyed.Load() {
 		f(Message{Binary: op == frame.OpBinary, Data: data})
 	}
 	return nil
