@@ -40,3 +40,6 @@ func (c *Conn) directFlushLocked() {
 }
 
 func shutdownWrite(int) error { return errors.ErrUnsupported }
+
+// writeAlertLocked is never reached: without netpoll no Conn has tls set.
+func (c *Conn) writeAlertLocked() {}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestCloseRacesWrites(t *testing.T) {
 func raceOne(e engineCase, addr string, tag byte, it, writers, writes int, byTag *[256]chan *Conn) error {
 	var c net.Conn
 	var err error
-	if e.name == "serve-tls" {
+	if strings.HasSuffix(e.name, "-tls") {
 		c, err = tlsDial(addr)
 	} else {
 		c, err = net.DialTimeout("tcp", addr, waitLimit)

@@ -1,0 +1,429 @@
+package poller
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/networkcluster/networkcluster/frame"
+)
+
+// TLS on the event loop.
+//
+// crypto/tls runs over any net.Conn, and its record layer tolerates a read
+// error that is a net.Error whose Temporary method reports true (the error
+// of an expired read deadline): the partial record stays in its buffer and
+// the next Read resumes where it stopped (crypto/tls conn.go,
+// readRecordOrCCS). The handshake does not resume after such an error, so:
+//
+//   - The handshake runs on a goroutine of its own, started by the first
+//     bytes of the peer (an accepted connection that sends nothing holds no
+//     goroutine) and gone when the handshake ends. Its Read waits for the
+//     bytes the event loop delivers.
+//   - After the handshake, the worker that got the ciphertext from netpoll
+//     decrypts it: Read hands crypto/tls those bytes and then answers
+//     errWouldBlock, and the plaintext goes to the handler as the plain
+//     engine's input does. No goroutine waits for an idle connection.
+//   - Writes are queued as plaintext, as for TCP, and encrypted by the
+//     flush that sends them; the records wait in a second queue while the
+//     socket is full, so that the outbound limit keeps applying to what the
+//     handler queued.
+//
+// No fork of crypto/tls is involved: the stock package, with its security
+// fixes, does all the cryptography.
+
+// DefaultTLSHandshakeTimeout bounds a TLS handshake when
+// [Options.TLSHandshakeTimeout] is 0.
+const DefaultTLSHandshakeTimeout = 10 * time.Second
+
+// wouldBlock is what the TLS transport's Read returns when it has no more
+// input: crypto/tls treats a temporary net.Error as "try again later".
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "poller: no TLS input for now" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+var errWouldBlock net.Error = wouldBlock{}
+
+const (
+	tlsNew       uint8 = iota // accepted; no byte from the peer yet
+	tlsHandshake              // the handshake goroutine runs
+	tlsOpen                   // handshake done; input is decrypted where it arrives
+)
+
+const (
+	// sealChunk is the plaintext encrypted per crypto/tls Write when
+	// several queued slices are coalesced (the largest TLS record).
+	sealChunk = 16 << 10
+	// sealMax bounds the plaintext encrypted ahead of the socket: the
+	// records wait in the TLS output queue while the socket is full.
+	sealMax = 64 << 10
+	// tlsReadChunk is the plaintext buffer of one decryption round.
+	tlsReadChunk = 16 << 10
+)
+
+// tlsLayer is the TLS state of a netpoll-engine connection. It is also the
+// net.Conn that crypto/tls reads from and writes to.
+type tlsLayer struct {
+	c   *Conn
+	cfg *tls.Config
+	tc  *tls.Conn // set with the first input
+
+	// out holds encrypted records not yet written; guarded by c.mu.
+	out frame.Queue
+
+	mu     sync.Mutex
+	state  uint8
+	busy   bool          // a goroutine is decrypting (tlsOpen)
+	shut   bool          // the connection is closed: Read fails
+	notify bool          // close_notify was queued (guarded by c.mu)
+	src    []byte        // the transport's bytes being decrypted (busy holder)
+	raw    *buffer       // input that arrived meanwhile: raw.b[off:n]
+	off, n int           //
+	sig    chan struct{} // wakes the handshake's Read
+	timer  *time.Timer   // the handshake deadline
+}
+
+func newTLSLayer(c *Conn, cfg *tls.Config, timeout time.Duration) *tlsLayer {
+	l := &tlsLayer{c: c, cfg: cfg}
+	l.timer = time.AfterFunc(timeout, l.expire)
+	return l
+}
+
+// expire closes a connection whose handshake did not end in time.
+func (l *tlsLayer) expire() {
+	l.mu.Lock()
+	open := l.state == tlsOpen
+	l.mu.Unlock()
+	if !open && l.c.Close(ErrTLSHandshakeTimeout) == nil && l.c.p.log != nil {
+		l.c.p.log.Debug("poller: TLS handshake timed out", "remote", l.c.RemoteAddr().String())
+	}
+}
+
+// appendLocked keeps in for a later Read; l.mu is held.
+func (l *tlsLayer) appendLocked(in []byte) {
+	if l.raw != nil && l.off > 0 && len(l.raw.b)-l.n < len(in) {
+		l.n = copy(l.raw.b, l.raw.b[l.off:l.n])
+		l.off = 0
+	}
+	l.raw = appendBuffer(l.raw, l.n, in)
+	l.n += len(in)
+}
+
+// shutdown makes Read fail and wakes a waiting handshake; called with
+// c.mu held.
+func (l *tlsLayer) shutdown() {
+	l.mu.Lock()
+	l.shut = true
+	if l.sig != nil {
+		select {
+		case l.sig <- struct{}{}:
+		default:
+		}
+	}
+	t := l.timer
+	l.timer = nil
+	l.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// release returns the input buffer to the pool once the connection is done.
+func (l *tlsLayer) release() {
+	l.mu.Lock()
+	putBuffer(l.raw)
+	l.raw, l.off, l.n = nil, 0, 0
+	l.mu.Unlock()
+}
+
+// deliverTLS takes ciphertext from the event loop: during the handshake it
+// is kept for the handshake goroutine (the first bytes start it); after,
+// it is decrypted here, unless another goroutine is decrypting, which then
+// takes these bytes too.
+func (c *Conn) deliverTLS(in []byte) {
+	if len(in) == 0 {
+		return
+	}
+	l := c.tls
+	l.mu.Lock()
+	switch {
+	case l.shut:
+		l.mu.Unlock()
+		return
+	case l.state == tlsNew:
+		l.appendLocked(in)
+		l.state = tlsHandshake
+		l.sig = make(chan struct{}, 1)
+		l.tc = tls.Server(l, l.cfg)
+		c.p.gor.Add(1)
+		l.mu.Unlock()
+		go l.handshake()
+		return
+	case l.state == tlsHandshake || l.busy:
+		l.appendLocked(in)
+		if l.sig != nil {
+			select {
+			case l.sig <- struct{}{}:
+			default:
+			}
+		}
+		l.mu.Unlock()
+		return
+	}
+	// Nobody is decrypting, so nothing is kept in raw: read in directly.
+	l.busy = true
+	l.src = in
+	l.mu.Unlock()
+	l.decrypt()
+}
+
+// handshake runs the server handshake, then opens the connection and
+// decrypts what arrived meanwhile.
+func (l *tlsLayer) handshake() {
+	c := l.c
+	defer c.p.gor.Done()
+	err := l.tc.Handshake()
+	l.mu.Lock()
+	l.sig = nil
+	t := l.timer
+	l.timer = nil
+	if err == nil && l.shut {
+		err = net.ErrClosed
+	}
+	if err == nil {
+		l.state = tlsOpen
+		l.busy = true
+	}
+	l.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+	if err != nil {
+		if c.p.log != nil {
+			c.p.log.Debug("poller: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		}
+		_ = c.Close(&opError{op: "tls handshake", err: err})
+		return
+	}
+	if !c.open() {
+		c.closeTransport()
+		return
+	}
+	l.decrypt()
+}
+
+// decrypt reads plaintext until crypto/tls needs more input, giving it to
+// the handler (through deliver, so the dispatch rules are those of TCP),
+// for as long as input keeps arriving. The caller set l.busy.
+func (l *tlsLayer) decrypt() {
+	c := l.c
+	pb := getBuffer(tlsReadChunk)
+	for {
+		n := 0
+		var err error
+		for n < len(pb.b) {
+			var m int
+			m, err = l.tc.Read(pb.b[n:])
+			n += m
+			if err != nil {
+				break
+			}
+		}
+		if n > 0 {
+			c.deliver(pb.b[:n])
+		}
+		if err == nil {
+			continue // the buffer was full
+		}
+		if err != errWouldBlock {
+			// A close_notify (io.EOF) or a bad record, for which crypto/tls
+			// queued an alert: it is written if the socket takes it at once,
+			// and the connection closes, as a TCP reset or EOF closes it.
+			c.mu.Lock()
+			first := !c.closed
+			if errors.Is(err, net.ErrClosed) {
+				err = io.EOF
+			}
+			if first && err != io.EOF {
+				c.writeAlertLocked()
+			}
+			c.peerClosedLocked(err)
+			c.mu.Unlock()
+			if first {
+				c.closeTransport()
+			}
+			l.mu.Lock()
+			l.src = nil
+			l.busy = false
+			l.mu.Unlock()
+			break
+		}
+		l.mu.Lock()
+		l.src = nil
+		if l.n > l.off && !l.shut {
+			l.mu.Unlock()
+			continue
+		}
+		l.busy = false
+		l.mu.Unlock()
+		// crypto/tls may have queued records while reading (an answer to a
+		// KeyUpdate); they go out with the next flush.
+		c.Flush()
+		break
+	}
+	putBuffer(pb)
+}
+
+// seal encrypts up to sealMax bytes of bufs (the plaintext queue) into the
+// output queue and returns how many it took. c.mu is not held; the caller
+// owns the flush.
+func (l *tlsLayer) seal(bufs [][]byte) (int, error) {
+	if len(bufs) == 1 || len(bufs[0]) >= sealChunk {
+		b := bufs[0]
+		if len(b) > sealMax {
+			b = b[:sealMax]
+		}
+		return l.tc.Write(b)
+	}
+	pb := getBuffer(sealChunk)
+	total, n := 0, 0
+	var err error
+	for _, b := range bufs {
+		for len(b) > 0 && total < sealMax && err == nil {
+			m := copy(pb.b[n:min(len(pb.b), n+sealMax-total)], b)
+			n += m
+			total += m
+			b = b[m:]
+			if n == len(pb.b) || total == sealMax {
+				_, err = l.tc.Write(pb.b[:n])
+				n = 0
+			}
+		}
+		if total == sealMax || err != nil {
+			break
+		}
+	}
+	if n > 0 && err == nil {
+		_, err = l.tc.Write(pb.b[:n])
+	}
+	putBuffer(pb)
+	return total, err
+}
+
+// --- the net.Conn that crypto/tls uses ---
+
+// Read gives crypto/tls the input the event loop delivered. During the
+// handshake it waits for more; after, it answers errWouldBlock.
+func (l *tlsLayer) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	for {
+		if len(l.src) > 0 {
+			n := copy(p, l.src)
+			l.src = l.src[n:]
+			l.mu.Unlock()
+			return n, nil
+		}
+		if l.n > l.off {
+			n := copy(p, l.raw.b[l.off:l.n])
+			l.off += n
+			if l.off == l.n {
+				putBuffer(l.raw)
+				l.raw, l.off, l.n = nil, 0, 0
+			}
+			l.mu.Unlock()
+			return n, nil
+		}
+		if l.shut {
+			l.mu.Unlock()
+			return 0, net.ErrClosed
+		}
+		if l.state != tlsHandshake || l.sig == nil {
+			l.mu.Unlock()
+			return 0, errWouldBlock
+		}
+		sig := l.sig
+		l.mu.Unlock()
+		<-sig
+		l.mu.Lock()
+	}
+}
+
+// Write queues records of crypto/tls. The handshake's are written at once;
+// later ones (records sealed by a flush, an alert or a KeyUpdate answer)
+// go out with the flush that runs or follows. It never flushes inline
+// after the handshake: crypto/tls may hold its write lock here.
+func (l *tlsLayer) Write(p []byte) (int, error) {
+	c := l.c
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	_ = l.out.Append(p, nil, true)
+	if !c.opened && !c.flushing {
+		c.flushing = true
+		c.directFlushLocked()
+		return len(p), nil
+	}
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+// Close is called by crypto/tls only on a failed handshake's path; the
+// handshake goroutine closes the connection itself.
+func (l *tlsLayer) Close() error                     { return nil }
+func (l *tlsLayer) LocalAddr() net.Addr              { return l.c.nc.LocalAddr() }
+func (l *tlsLayer) RemoteAddr() net.Addr             { return l.c.nc.RemoteAddr() }
+func (l *tlsLayer) SetDeadline(time.Time) error      { return nil }
+func (l *tlsLayer) SetReadDeadline(time.Time) error  { return nil }
+func (l *tlsLayer) SetWriteDeadline(time.Time) error { return nil }
+
+// --- the Conn side ---
+
+// outLenLocked is what is queued and unwritten: plaintext, and records.
+func (c *Conn) outLenLocked() int {
+	n := c.q.Len()
+	if c.tls != nil {
+		n += c.tls.out.Len()
+	}
+	return n
+}
+
+// tlsAdmitLocked applies the outbound limit to the plaintext and the
+// records queued together, as frame.Queue applies it to its own bytes: an
+// empty connection admits anything, force admits regardless.
+func (c *Conn) tlsAdmitLocked(size int, force bool) bool {
+	limit, n := c.q.Limit(), c.outLenLocked()
+	return force || limit == 0 || n == 0 || n+size <= limit
+}
+
+// resetOutLocked drops everything queued.
+func (c *Conn) resetOutLocked() {
+	c.q.Reset()
+	if c.tls != nil {
+		c.tls.out.Reset()
+	}
+}
+
+// tlsNotifyLocked queues a close_notify alert before the write side is
+// shut down (RFC 8446, section 6.1), once; it reports whether it did, in
+// which case it has flushed and released c.mu. Called with c.mu held and
+// the queue empty.
+func (c *Conn) tlsNotifyLocked() bool {
+	l := c.tls
+	if l == nil || l.notify || !c.opened {
+		return false
+	}
+	l.notify = true
+	c.flushing = true
+	c.mu.Unlock()
+	_ = l.tc.CloseWrite()
+	c.mu.Lock()
+	c.directFlushLocked()
+	return true
+}
