@@ -62,8 +62,8 @@ const (
 	// sealMax bounds the plaintext encrypted ahead of the socket: the
 	// records wait in the TLS output queue while the socket is full.
 	sealMax = 64 << 10
-	// tlsReadChunk is the plaintext buffer of one decryption round.
-	tlsReadChunk = 16 << 10
+	// maxTLSPlaintext is the most plaintext one TLS record carries.
+	maxTLSPlaintext = 16 << 10
 )
 
 // tlsLayer is the TLS state of a netpoll-engine connection. It is also the
@@ -78,14 +78,22 @@ type tlsLayer struct {
 
 	mu     sync.Mutex
 	state  uint8
-	busy   bool          // a goroutine is decrypting (tlsOpen)
-	shut   bool          // the connection is closed: Read fails
-	notify bool          // close_notify was queued (guarded by c.mu)
-	src    []byte        // the transport's bytes being decrypted (busy holder)
-	raw    *buffer       // input that arrived meanwhile: raw.b[off:n]
-	off, n int           //
-	sig    chan struct{} // wakes the handshake's Read
-	timer  *time.Timer   // the handshake deadline
+	busy   bool    // a goroutine is decrypting (tlsOpen)
+	shut   bool    // the connection is closed: Read fails
+	notify bool    // close_notify was queued (guarded by c.mu)
+	src    []byte  // the transport's bytes being read (busy holder)
+	raw    *buffer // input not yet read, after src: raw.b[off:n]
+	off, n int     //
+
+	// Record framing of the input, to know when a complete record may be
+	// unread (see decrypt).
+	hdr        [5]byte
+	hdrN, body int
+	complete   int64         // records the input completed
+	consumed   int64         // records crypto/tls read, at least
+	calibrated bool          // consumed is meaningful (set by the first failing Read)
+	sig        chan struct{} // wakes the handshake's Read
+	timer      *time.Timer   // the handshake deadline
 }
 
 func newTLSLayer(c *Conn, cfg *tls.Config, timeout time.Duration) *tlsLayer {
@@ -151,10 +159,12 @@ func (c *Conn) deliverTLS(in []byte) {
 	}
 	l := c.tls
 	l.mu.Lock()
-	switch {
-	case l.shut:
+	if l.shut {
 		l.mu.Unlock()
 		return
+	}
+	l.scanLocked(in)
+	switch {
 	case l.state == tlsNew:
 		l.appendLocked(in)
 		l.state = tlsHandshake
@@ -175,9 +185,12 @@ func (c *Conn) deliverTLS(in []byte) {
 		l.mu.Unlock()
 		return
 	}
-	// Nobody is decrypting, so nothing is kept in raw: read in directly.
 	l.busy = true
-	l.src = in
+	if l.n > l.off {
+		l.appendLocked(in) // after a partial record kept earlier
+	} else {
+		l.src = in // read in place
+	}
 	l.mu.Unlock()
 	l.decrypt()
 }
@@ -217,66 +230,121 @@ func (l *tlsLayer) handshake() {
 	l.decrypt()
 }
 
-// decrypt reads plaintext until crypto/tls needs more input, giving it to
-// the handler (through deliver, so the dispatch rules are those of TCP),
-// for as long as input keeps arriving. The caller set l.busy.
+// decrypt reads plaintext and gives it to the handler (through deliver,
+// so the dispatch rules are those of TCP) for as long as complete records
+// arrive; the bytes of a partial record wait in raw. The caller set
+// l.busy; decrypt clears it. Each crypto/tls Read is given room for a
+// whole record's plaintext, so each successful Read consumed at least one
+// record: consumed is a lower bound of the records crypto/tls took, made
+// exact (calibrated) whenever a Read finds no more input. A Read is only
+// made while a complete record may be unread, which spares the failing
+// Read (and crypto/tls's allocation in it) after every message.
 func (l *tlsLayer) decrypt() {
 	c := l.c
-	pb := getBuffer(tlsReadChunk)
+	pb := getBuffer(2 * maxTLSPlaintext)
+	n := 0
 	for {
-		n := 0
-		var err error
-		for n < len(pb.b) {
-			var m int
-			m, err = l.tc.Read(pb.b[n:])
-			n += m
-			if err != nil {
-				break
+		l.mu.Lock()
+		idle := l.calibrated && l.complete <= l.consumed
+		if idle && n == 0 {
+			if len(l.src) > 0 {
+				l.keepSrcLocked()
 			}
-		}
-		if n > 0 {
-			c.deliver(pb.b[:n])
-		}
-		if err == nil {
-			continue // the buffer was full
-		}
-		if err != errWouldBlock {
-			// A close_notify (io.EOF) or a bad record, for which crypto/tls
-			// queued an alert: it is written if the socket takes it at once,
-			// and the connection closes, as a TCP reset or EOF closes it.
-			c.mu.Lock()
-			first := !c.closed
-			if errors.Is(err, net.ErrClosed) {
-				err = io.EOF
-			}
-			if first && err != io.EOF {
-				c.writeAlertLocked()
-			}
-			c.peerClosedLocked(err)
-			c.mu.Unlock()
-			if first {
-				c.closeTransport()
-			}
-			l.mu.Lock()
-			l.src = nil
 			l.busy = false
 			l.mu.Unlock()
 			break
 		}
-		l.mu.Lock()
-		l.src = nil
-		if l.n > l.off && !l.shut {
+		l.mu.Unlock()
+		if idle || len(pb.b)-n < maxTLSPlaintext {
+			c.deliver(pb.b[:n])
+			n = 0
+			continue
+		}
+		m, err := l.tc.Read(pb.b[n:])
+		n += m
+		if err == nil {
+			l.mu.Lock()
+			l.consumed++
 			l.mu.Unlock()
 			continue
 		}
+		if err == errWouldBlock {
+			l.mu.Lock()
+			if len(l.src) == 0 && l.n == l.off {
+				// Everything that arrived was read: crypto/tls holds no
+				// complete record.
+				l.consumed, l.calibrated = l.complete, true
+			}
+			l.mu.Unlock()
+			continue
+		}
+		if n > 0 {
+			c.deliver(pb.b[:n])
+		}
+		// A close_notify (io.EOF) or a bad record, for which crypto/tls
+		// queued an alert: it is written if the socket takes it at once,
+		// and the connection closes, as a TCP reset or EOF closes it.
+		c.mu.Lock()
+		first := !c.closed
+		if errors.Is(err, net.ErrClosed) {
+			err = io.EOF
+		}
+		if first && err != io.EOF {
+			c.writeAlertLocked()
+		}
+		c.peerClosedLocked(err)
+		c.mu.Unlock()
+		if first {
+			c.closeTransport()
+		}
+		l.mu.Lock()
+		l.src = nil
 		l.busy = false
 		l.mu.Unlock()
-		// crypto/tls may have queued records while reading (an answer to a
-		// KeyUpdate); they go out with the next flush.
-		c.Flush()
 		break
 	}
 	putBuffer(pb)
+	// crypto/tls may have queued records while reading (an answer to a
+	// KeyUpdate); they go out now.
+	c.Flush()
+}
+
+// keepSrcLocked moves the unread transport bytes (older than raw's) into
+// raw, before the transport takes them back.
+func (l *tlsLayer) keepSrcLocked() {
+	if l.n == l.off {
+		l.appendLocked(l.src)
+	} else {
+		b := getBuffer(len(l.src) + l.n - l.off)
+		k := copy(b.b, l.src)
+		k += copy(b.b[k:], l.raw.b[l.off:l.n])
+		putBuffer(l.raw)
+		l.raw, l.off, l.n = b, 0, k
+	}
+	l.src = nil
+}
+
+// scanLocked counts the TLS records that in completes (the record layer's
+// framing: a 5-byte header whose last two bytes are the length).
+func (l *tlsLayer) scanLocked(in []byte) {
+	for len(in) > 0 {
+		if l.hdrN < len(l.hdr) {
+			k := copy(l.hdr[l.hdrN:], in)
+			l.hdrN += k
+			in = in[k:]
+			if l.hdrN < len(l.hdr) {
+				return
+			}
+			l.body = int(l.hdr[3])<<8 | int(l.hdr[4])
+		}
+		k := min(l.body, len(in))
+		l.body -= k
+		in = in[k:]
+		if l.body == 0 {
+			l.complete++
+			l.hdrN = 0
+		}
+	}
 }
 
 // seal encrypts up to sealMax bytes of bufs (the plaintext queue) into the
