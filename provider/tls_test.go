@@ -94,6 +94,7 @@ func TestTLS(t *testing.T) {
 		{"plain key", TLS{CertFile: certFile, KeyFile: plainKey}},
 		{"encrypted PKCS#8 key", TLS{CertFile: certFile, KeyFile: encKey, Passphrase: "correct horse"}},
 		{"legacy encrypted PEM key", TLS{CertFile: certFile, KeyFile: legacyKey, Passphrase: "correct horse"}},
+		{"goroutine per connection", TLS{CertFile: certFile, KeyFile: plainKey, GoroutinePerConn: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tlsOpts := tc.tls
