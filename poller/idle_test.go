@@ -175,4 +175,3 @@ func idleClientMain() {
 		c.Close()
 	}
 }
-
