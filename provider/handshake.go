@@ -252,7 +252,7 @@ func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 		return nil, errRejectAuth
 	}
 	if auth := p.o.Auth.Handler; auth != nil {
-		r := &Request{
+		r := &Handshake{
 			Method:     http.MethodGet,
 			Path:       p.o.Path,
 			RawQuery:   string(h.query),
@@ -276,7 +276,7 @@ func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 
 // callAuth runs the user's handler, turning a panic into an error so that a
 // faulty handler rejects the request instead of killing the process.
-func callAuth(ctx context.Context, auth AuthHandler, r *Request, params url.Values) (ok bool, err error) {
+func callAuth(ctx context.Context, auth AuthHandler, r *Handshake, params url.Values) (ok bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			ok, err = false, fmt.Errorf("auth handler panicked: %v", v)

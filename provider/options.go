@@ -89,8 +89,8 @@ type Heartbeat struct {
 	Mode HeartbeatMode
 }
 
-// Request is what the auth handler sees of an upgrade request.
-type Request struct {
+// Handshake is what the auth handler sees of an upgrade request.
+type Handshake struct {
 	Method     string      // always "GET"
 	Path       string      // the request path, Options.Path
 	RawQuery   string      // the query string, without "?", still encoded
@@ -107,7 +107,7 @@ type Request struct {
 // wrapping [ErrAuthFailed]. A handler still running at the handshake timeout
 // gets 408 Request Timeout instead, whatever it returns, and nothing is
 // reported to OnError.
-type AuthHandler func(ctx context.Context, r *Request, params url.Values) (bool, error)
+type AuthHandler func(ctx context.Context, r *Handshake, params url.Values) (bool, error)
 
 // Auth configures how upgrade requests are authenticated.
 type Auth struct {
