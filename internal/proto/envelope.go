@@ -1,6 +1,8 @@
 package proto
 
 import (
+	"crypto/rand"
+	"encoding/base32"
 	"encoding/binary"
 	"errors"
 	"unicode/utf8"
@@ -149,4 +151,28 @@ func TrimReason(reason string) string {
 		i--
 	}
 	return reason[:i]
+}
+
+// sessionEncoding is base32 without padding, upper case (RFC 4648).
+var sessionEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// NewSessionID returns a new random session id for SessionHeader: 128 bits
+// from crypto/rand as 26 base32 characters.
+func NewSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
+	return sessionEncoding.EncodeToString(b[:])
+}
+
+// ValidSessionID reports whether s has the form NewSessionID returns.
+func ValidSessionID(s string) bool {
+	if len(s) != 26 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
 }
