@@ -33,6 +33,22 @@ type aggregate struct {
 	hist *histogram
 }
 
+// labelConns is the connection count a label names (its "n=N"), or 0.
+func labelConns(label string) int {
+	_, rest, ok := strings.Cut(label, " n=")
+	if !ok {
+		return 0
+	}
+	n := 0
+	for _, r := range rest {
+		if r < '0' || r > '9' {
+			break
+		}
+		n = n*10 + int(r-'0')
+	}
+	return n
+}
+
 func (a *aggregate) get(key string) (float64, bool) {
 	for _, m := range a.Metrics {
 		if m.Key == key {
@@ -433,8 +449,12 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 		}
 		out = append(out, targetCheck{Target: target, Label: o.Label, Want: want, Ours: ov, Other: pv, Ratio: ov / pv, Met: ok(ov / pv)})
 	}
+	isWSS := func(a *aggregate) bool { return strings.HasPrefix(a.Label, "wss ") }
 	isScenario := func(sc string, m func(*aggregate) bool) func(*aggregate) bool {
-		return func(a *aggregate) bool { return a.Scenario == sc && m(a) }
+		return func(a *aggregate) bool { return a.Scenario == sc && !isWSS(a) && m(a) }
+	}
+	wss := func(sc string, m func(*aggregate) bool) func(*aggregate) bool {
+		return func(a *aggregate) bool { return a.Scenario == sc && isWSS(a) && m(a) }
 	}
 	if has("nbio") {
 		ratio("idle memory per connection below nbio's", "ours÷nbio < 1",
@@ -450,7 +470,7 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 		ov, _ := o.get("msgs_per_s")
 		best, bestName := 0.0, ""
 		for _, s := range servers {
-			if s == ours || s == "rawtcp" {
+			if s == ours || s == "rawtcp" || s == oursGoroutines {
 				continue
 			}
 			if p := findAgg(aggs, s, k16); p != nil {
@@ -468,7 +488,25 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 				k16, "msgs_per_s", "rawtcp", func(r float64) bool { return r >= 0.8 })
 		}
 	}
-	notSlow := func(a *aggregate) bool { return !strings.Contains(a.Label, "not reading") }
+	// wss on the event loop: idle memory and goroutines, and at least the
+	// goroutine engine's echo and handshake rates.
+	if o := findAgg(aggs, ours, wss(scIdle, labelHas(""))); o != nil {
+		if v, ok := o.get("rss_per_conn"); ok {
+			out = append(out, targetCheck{Target: "wss idle: server RSS per connection at most 10 KB",
+				Label: o.Label, Want: "÷10 KB ≤ 1", Ours: v, Other: 10 << 10, Ratio: v / (10 << 10), Met: v <= 10<<10})
+		}
+		if v, ok := o.get("goroutines"); ok {
+			out = append(out, targetCheck{Target: "wss idle: goroutines independent of the connections (at most 64 at any N)",
+				Label: o.Label, Want: "goroutines÷64 ≤ 1", Ours: v, Other: 64, Ratio: v / 64, Met: v <= 64})
+		}
+	}
+	if has(oursGoroutines) {
+		ratio("wss echo 64 B, 16 in flight: messages/s at least the goroutine engine's", "ours÷goroutines ≥ 1",
+			wss(scEcho, labelHas(" k=16")), "msgs_per_s", oursGoroutines, func(r float64) bool { return r >= 1 })
+		ratio("wss connect: handshakes/s at least the goroutine engine's", "ours÷goroutines ≥ 1",
+			wss(scConnect, labelHas("")), "upgrades_per_s", oursGoroutines, func(r float64) bool { return r >= 1 })
+	}
+	notSlow := func(a *aggregate) bool { return !isWSS(a) && !strings.Contains(a.Label, "not reading") }
 	if has("gorilla") {
 		ratio("broadcast 1 KB: deliveries/s at least 2× gorilla's", "ours÷gorilla ≥ 2",
 			isScenario(scBroadcast, notSlow), "deliveries_per_s", "gorilla", func(r float64) bool { return r >= 2 })

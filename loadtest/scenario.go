@@ -55,10 +55,17 @@ type scenarioConfig struct {
 	Parallel int
 	// Preset names the server's compressor (compress; for the label).
 	Preset string
+	// TLS runs the scenario over wss (the label starts with "wss ").
+	TLS bool `json:",omitempty"`
 }
 
 // label identifies a scenario's rows across servers and runs.
 func (sc scenarioConfig) label() string {
+	if sc.TLS {
+		plain := sc
+		plain.TLS = false
+		return "wss " + plain.label()
+	}
 	switch sc.Scenario {
 	case scEcho:
 		return fmt.Sprintf("echo %s n=%d k=%d", sizeLabel(sc.Size), sc.Conns, sc.Inflight)
