@@ -29,7 +29,7 @@
 // flush that writes encrypts. An idle TLS connection holds no goroutine.
 //
 // [Serve] takes any [net.Listener] (with Options.TLS it wraps it with
-// [tls.NewListener]): one reader goroutine per connection, plus one
+// [crypto/tls.NewListener]): one reader goroutine per connection, plus one
 // flusher goroutine per connection while it has something to write.
 //
 // Both engines give the same [Conn] and the same order of callbacks:
