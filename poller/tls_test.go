@@ -253,3 +253,49 @@ func TestAllocsTLSEcho(t *testing.T) {
 		t.Errorf("%.2f allocations per message on the event loop, over %.2f + 1 (netpoll's hand-off) of a blocking crypto/tls server", ours, ref)
 	}
 }
+
+// TestTLSVersionsAndCiphers: TLS 1.2 (explicit nonces, AES-GCM and
+// ChaCha20-Poly1305) and TLS 1.3 records are decrypted and encrypted on the
+// event loop alike, with messages crossing record boundaries.
+func TestTLSVersionsAndCiphers(t *testing.T) {
+	checkLeaks(t)
+	h := &testHandler{tb: t, data: echo}
+	p := startNetpollTLS(t, h, Options{})
+	for _, tc := range []struct {
+		name string
+		cfg  func(*tls.Config)
+	}{
+		{"TLS 1.3", func(c *tls.Config) { c.MinVersion = tls.VersionTLS13 }},
+		{"TLS 1.2 AES-GCM", func(c *tls.Config) {
+			c.MaxVersion = tls.VersionTLS12
+			c.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}
+		}},
+		{"TLS 1.2 ChaCha20-Poly1305", func(c *tls.Config) {
+			c.MaxVersion = tls.VersionTLS12
+			c.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := clientTLS(t).Clone()
+			tc.cfg(cfg)
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", p.Addr().String(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(waitLimit))
+			for i, size := range []int{1, 300, 40 << 10} {
+				msg := pattern(size, i)
+				errc := make(chan error, 1)
+				go func() { _, err := c.Write(msg); errc <- err }()
+				got := make([]byte, size)
+				if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("%d bytes: %v", size, err)
+				}
+				if err := <-errc; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
