@@ -65,12 +65,17 @@ func (sc *scenarioConfig) defaults() {
 	if sc.SlowFill == 0 && sc.SlowShare > 0 {
 		sc.SlowFill = defaultSlowFill
 	}
+	if sc.Scenario == scRequest && sc.Direction == "" {
+		sc.Direction = dirC2P
+	}
 }
 
 func (sc *scenarioConfig) validate() error {
 	switch {
 	case !slices.Contains(scenarioNames, sc.Scenario):
 		return fmt.Errorf("%w: unknown scenario %q (want %s)", ErrUsage, sc.Scenario, strings.Join(scenarioNames, ", "))
+	case sc.Scenario == scRequest && sc.Direction != dirC2P && sc.Direction != dirP2C:
+		return fmt.Errorf("%w: --direction %q (want %s or %s)", ErrUsage, sc.Direction, dirC2P, dirP2C)
 	case sc.Conns < 1:
 		return fmt.Errorf("%w: --conns must be at least 1", ErrUsage)
 	case sc.Duration <= 0 || sc.Warmup < 0:
@@ -125,6 +130,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Float64Var(&sc.SlowShare, "slow-share", 0, "broadcast: share of receivers that stop reading in a second phase, e.g. 0.1")
 	fs.Var((*byteSize)(&sc.SlowFill), "slow-fill", "broadcast: echo each slow receiver asks for as it stops reading (default 128KiB)")
 	fs.IntVar(&sc.Parallel, "parallel", defaultParallel, "connections dialed at once")
+	fs.StringVar(&sc.Direction, "direction", dirC2P, "request: c2p (the client requests, the server replies) or p2c (the server requests)")
 	jsonPath := fs.String("json", "", "write the full result as JSON to this file")
 	svgFlag := fs.String("svg", "auto", "latency plot: auto (a file in the temp directory), none, or a file name")
 	pid := fs.Int("server-pid", 0, "the server's process id, to read its CPU time and memory from /proc (found from the stats of `loadtest serve` when 0)")
@@ -284,7 +290,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		}
 		return suite
 	}
-	scen := "connect,idle,echo,broadcast"
+	scen := "connect,idle,echo,request,broadcast"
 	if compare {
 		scen += ",compress"
 	}
@@ -436,6 +442,20 @@ func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 				sc.Conns, sc.SlowShare, sc.SlowFill = f.stallConns, f.stallShare, f.stallFill
 				out = append(out, sc)
 			}
+		case scRequest:
+			// Same N, size and K as echo, both directions, for ratios in
+			// one run.
+			sc.Conns, sc.Size = f.echoConns, f.echoSize
+			for _, dir := range []string{dirC2P, dirP2C} {
+				for k := range strings.SplitSeq(f.echoInflight, ",") {
+					n, err := strconv.Atoi(strings.TrimSpace(k))
+					if err != nil {
+						return nil, fmt.Errorf("%w: --echo-inflight %q", ErrUsage, f.echoInflight)
+					}
+					sc.Inflight, sc.Direction = n, dir
+					out = append(out, sc)
+				}
+			}
 		case scCompress:
 			sc.Conns, sc.Size = f.compressConns, f.compressSize
 			for p := range strings.SplitSeq(f.presets, ",") {
@@ -478,7 +498,7 @@ func runPlan(ctx context.Context, prog *progress, scs []scenarioConfig, servers 
 				if ctx.Err() != nil {
 					return results
 				}
-				if (s == "rawtcp" && sc.Scenario != scEcho) || (sc.Scenario == scCompress && s != ours) {
+				if (s == "rawtcp" && sc.Scenario != scEcho) || ((sc.Scenario == scCompress || sc.Scenario == scRequest) && s != ours) {
 					continue
 				}
 				var spec serverSpec
