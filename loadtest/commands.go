@@ -140,8 +140,21 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	clientPreset := fs.String("compressor", defaultClientPreset, "permessage-deflate preset the client offers (compress)")
 	name := fs.String("name", "", "server name in the output (default: the target's host:port)")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	killAfter := fs.Duration("kill-after", 0, "request: instead of --target, start two serve processes, connect --conns Consumers with both as Addrs and Resend on, SIGKILL the busier Provider after this and count lost requests")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *killAfter > 0 {
+		if sc.Scenario != scRequest || *targetS != "" {
+			return fmt.Errorf("%w: --kill-after goes with --scenario request and no --target", ErrUsage)
+		}
+		var prog *progress
+		if !*quiet {
+			prog = newProgress(stderr)
+		}
+		sc.defaults()
+		return cmdFailover(ctx, stdout, prog, failoverConfig{Conns: sc.Conns, Inflight: sc.Inflight, Size: sc.Size,
+			KillAfter: *killAfter, After: sc.Duration, Timeout: 30 * time.Second, Interval: time.Second})
 	}
 	if *targetS == "" {
 		return fmt.Errorf("%w: run needs --target", ErrUsage)
