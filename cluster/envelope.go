@@ -128,6 +128,8 @@ func cutBytes(b []byte) (field, rest []byte, ok bool) {
 	return b[n : n+int(l)], b[n+int(l):], true
 }
 
+func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
+
 func cutUvarint(b []byte) (uint64, []byte, bool) {
 	v, n := binary.Uvarint(b)
 	if n <= 0 {

@@ -377,8 +377,16 @@ func (n *Node) Send(ctx context.Context, connID string, binary bool, data []byte
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownConnection, connID)
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.o.RequestTimeout)
+		defer cancel()
+	}
 	n.stats.remoteSends.Add(1)
-	r, err := n.call(ctx, owner, kindSend, flagsOf(binary), connID, data)
+	payload := make([]byte, 0, len(connID)+binaryLen(len(connID))+len(data))
+	payload = appendString(payload, connID)
+	payload = append(payload, data...)
+	r, err := n.call(ctx, owner, kindSend, flagsOf(binary), payload)
 	if err == nil {
 		err = parseStatus(owner, connID, r, nil)
 	}
@@ -396,18 +404,10 @@ func sendLocal(c *provider.Connection, binary bool, data []byte) error {
 }
 
 // call makes a directed request to owner and returns the reply envelope.
-func (n *Node) call(ctx context.Context, owner string, k kind, flags byte, connID string, data []byte) (envelope, error) {
-	payload := make([]byte, 0, len(connID)+binaryLen(len(connID))+len(data))
-	payload = appendString(payload, connID)
-	payload = append(payload, data...)
+func (n *Node) call(ctx context.Context, owner string, k kind, flags byte, payload []byte) (envelope, error) {
 	msg := appendEnvelope(make([]byte, 0, envelopeHdrMax+len(payload)), k, flags, 0, "", payload)
 	if max := n.b.MaxMessage(); len(msg) > max {
 		return envelope{}, fmt.Errorf("%w: %d bytes in the envelope, the broker takes %d", ErrTooLarge, len(msg), max)
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.o.RequestTimeout)
-		defer cancel()
 	}
 	r, err := n.b.Request(ctx, owner, msg)
 	if err != nil {
@@ -460,6 +460,9 @@ func parseStatus(owner, connID string, e envelope, msg *provider.Message) error 
 func replyStatus(err error) []byte {
 	var st byte
 	var text string
+	if st, text = errorStatus(err); st != 0 {
+		return appendEnvelope(nil, kindReply, 0, 0, "", append([]byte{st}, text...))
+	}
 	switch {
 	case err == nil:
 		st = statusOK
@@ -470,9 +473,7 @@ func replyStatus(err error) []byte {
 	case errors.Is(err, provider.ErrClosed):
 		st, text = statusClosed, err.Error()
 	default:
-		if st, text = errorStatus(err); st == 0 {
-			st, text = statusOther, err.Error()
-		}
+		st, text = statusOther, err.Error()
 	}
 	return appendEnvelope(nil, kindReply, 0, 0, "", append([]byte{st}, text...))
 }
