@@ -348,3 +348,31 @@ func rawUpgrade(t *testing.T, addr string) net.Conn {
 	}
 	return conn
 }
+
+// newConsumerNoWait starts a Consumer on addrs without waiting for it to
+// connect (the caller waits on presence).
+func newConsumerNoWait(t *testing.T, interval time.Duration, addrs ...string) (*consumer.Consumer, *inbox) {
+	t.Helper()
+	in := &inbox{}
+	o := consumer.Options{
+		OnMessage: func(m consumer.Message) { in.add(string(m.Data)) },
+		Reconnect: consumer.Reconnect{Interval: interval, MaxAttempts: -1},
+		Addrs:     addrs,
+	}
+	if len(addrs) == 1 {
+		host, port, _ := net.SplitHostPort(addrs[0])
+		o.Addrs, o.Host = nil, host
+		o.Port, _ = strconv.Atoi(port)
+	}
+	c, err := consumer.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Destroy() })
+	return c, in
+}
