@@ -170,7 +170,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if n != nil {
 		id = n.ID()
 	}
-	fmt.Fprintf(stdout, "PEER networkcluster pid=%d addr=%s node=%s\n", os.Getpid(), p.Addr(), id)
+	// The PEER line of the harness protocol (4 fields), then the node id.
+	fmt.Fprintf(stdout, "PEER networkcluster pid=%d addr=%s\n", os.Getpid(), p.Addr())
+	fmt.Fprintf(stderr, "ncnode: node %s\n", id)
 
 	sctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
