@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/networkcluster/networkcluster/provider"
 )
@@ -274,9 +275,9 @@ func (n *Node) report(err error) {
 
 // --- cluster-wide fan-out ---
 
-// Broadcast sends a message to every connection of the cluster. Local
-// receivers get it at once (as provider.Broadcast); one envelope goes to
-// the broker for the other nodes, which frame it once each. The result
+// Broadcast sends a message to every connection of the cluster: one
+// envelope is handed to the broker for the other nodes (which frame it once
+// each), then local receivers get it (as provider.Broadcast). The result
 // counts local receivers only. The error wraps ErrTooLarge when the
 // message is over the broker's MaxMessage, ErrBroker when it did not leave
 // this node: in both cases local delivery has happened all the same. A
@@ -286,11 +287,17 @@ func (n *Node) Broadcast(binary bool, data []byte) (provider.BroadcastResult, er
 	if err := n.running(); err != nil {
 		return provider.BroadcastResult{}, err
 	}
+	if !binary && !utf8.Valid(data) {
+		return provider.BroadcastResult{}, provider.ErrInvalidUTF8
+	}
+	// The envelope goes first: the broker client only queues it, and the
+	// other nodes start their fan-out while this one does its own.
+	ferr := n.fanOut(kindBroadcast, flagsOf(binary), "", data)
 	res, err := n.p.Broadcast(binary, data)
 	if err != nil {
 		return res, err
 	}
-	return res, n.fanOut(kindBroadcast, flagsOf(binary), "", data)
+	return res, ferr
 }
 
 // Publish sends a message to the subscribers of topic on every node, as
@@ -299,11 +306,15 @@ func (n *Node) Publish(topic string, binary bool, data []byte) (provider.Broadca
 	if err := n.running(); err != nil {
 		return provider.BroadcastResult{}, err
 	}
+	if !binary && !utf8.Valid(data) {
+		return provider.BroadcastResult{}, provider.ErrInvalidUTF8
+	}
+	ferr := n.fanOut(kindPublish, flagsOf(binary), topic, data)
 	res, err := n.p.Publish(topic, binary, data)
 	if err != nil {
 		return res, err
 	}
-	return res, n.fanOut(kindPublish, flagsOf(binary), topic, data)
+	return res, ferr
 }
 
 func flagsOf(binary bool) byte {
