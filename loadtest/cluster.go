@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,11 +49,12 @@ func cmdCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	inflight := fs.Int("inflight", 8, "broadcasts in flight in the throughput phases")
 	duration := fs.Duration("duration", 3*time.Second, "length of each measured phase")
 	sends := fs.Int("sends", 500, "directed sends A→B, one at a time")
+	rounds := fs.Int("rounds", 3, "measurement rounds (each measures every configuration; medians are reported)")
 	dir := fs.String("natsbroker-dir", "", "the cluster/natsbroker module (default: found from the working directory)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *conns < clusterNodes || *size < bcastHeader || *inflight < 1 || *inflight > broadcastRing/2 || *duration <= 0 {
+	if *conns < clusterNodes || *size < bcastHeader || *inflight < 1 || *inflight > broadcastRing/2 || *duration <= 0 || *rounds < 1 {
 		return fmt.Errorf("%w: cluster: --conns ≥ 3, --size ≥ %d, --inflight 1..%d, --duration > 0", ErrUsage, bcastHeader, broadcastRing/2)
 	}
 	if _, _, err := raiseNoFile(); err != nil {
@@ -85,47 +87,56 @@ func cmdCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer nats.kill()
 
-	rep := &clusterReport{Conns: *conns, Size: *size, Inflight: *inflight, Duration: duration.String()}
+	rep := &clusterReport{Conns: *conns, Size: *size, Inflight: *inflight, Duration: duration.String(), Rounds: *rounds}
 	ph := clusterPhase{size: *size, inflight: *inflight, duration: *duration, stderr: stderr}
 
-	// 1. A single plain Provider with every Consumer.
-	fmt.Fprintln(stderr, "cluster: single Provider, no broker")
-	single, err := startNodes(ctx, ncnode, 1, "")
+	// Three configurations side by side, measured in turns (each round
+	// measures all three), so that the load of a shared machine weighs on
+	// them alike: a single plain Provider holding every Consumer; the same
+	// joined to NATS alone (a cluster of one, its own subject prefix); and
+	// 3 nodes sharing the Consumers.
+	single, err := startNodes(ctx, ncnode, 1, "", "")
 	if err != nil {
 		return err
 	}
-	r, err := ph.run(ctx, single, *conns, false)
-	stopAll(single)
+	defer stopAll(single)
+	one, err := startNodes(ctx, ncnode, 1, natsURL, "solo")
 	if err != nil {
 		return err
 	}
-	rep.Single = r
-
-	// 2. The same, joined to NATS (a cluster of one).
-	fmt.Fprintln(stderr, "cluster: single Provider joined to NATS")
-	one, err := startNodes(ctx, ncnode, 1, natsURL)
-	if err != nil {
-		return err
-	}
-	r, err = ph.run(ctx, one, *conns, false)
-	stopAll(one)
-	if err != nil {
-		return err
-	}
-	rep.OneNode = r
-
-	// 3. Three nodes.
-	fmt.Fprintln(stderr, "cluster: 3 nodes")
-	nodes, err := startNodes(ctx, ncnode, clusterNodes, natsURL)
+	defer stopAll(one)
+	nodes, err := startNodes(ctx, ncnode, clusterNodes, natsURL, "")
 	if err != nil {
 		return err
 	}
 	defer stopAll(nodes)
-	r, err = ph.run(ctx, nodes, *conns, true)
-	if err != nil {
-		return err
+	var rigs []*rig
+	defer func() {
+		for _, r := range rigs {
+			r.close()
+		}
+	}()
+	for _, ns := range [][]*serverProc{single, one, nodes} {
+		r, err := ph.setup(ctx, ns, *conns, len(ns) > 1)
+		if err != nil {
+			return err
+		}
+		rigs = append(rigs, r)
 	}
-	rep.Cluster = r
+	var results [3][]*phaseResult
+	for round := range *rounds {
+		for i, r := range rigs {
+			fmt.Fprintf(stderr, "cluster: round %d, %s\n", round+1, []string{"single Provider", "single Provider + NATS", "3 nodes"}[i])
+			res, err := r.measure(ctx)
+			if err != nil {
+				return err
+			}
+			results[i] = append(results[i], res)
+		}
+	}
+	rep.Single, rep.OneNode = medianPhase(results[0]), medianPhase(results[1])
+	rep.Cluster = medianPhase(results[2])
+	rep.Cluster.PresenceMs = rigs[2].presenceMs
 	if rep.Directed, err = directed(ctx, nodes, *sends); err != nil {
 		return err
 	}
@@ -135,6 +146,31 @@ func cmdCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintf(stderr, "%s\n", js)
 	return nil
+}
+
+// medianPhase returns, field by field, the median of the rounds' results.
+func medianPhase(rs []*phaseResult) *phaseResult {
+	med := func(get func(*phaseResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	out := *rs[0]
+	out.DeliveriesPerS = med(func(r *phaseResult) float64 { return r.DeliveriesPerS })
+	out.BroadcastsPerS = med(func(r *phaseResult) float64 { return r.BroadcastsPerS })
+	out.LocalP50us = med(func(r *phaseResult) float64 { return r.LocalP50us })
+	out.LocalP99us = med(func(r *phaseResult) float64 { return r.LocalP99us })
+	out.RemoteP50us = med(func(r *phaseResult) float64 { return r.RemoteP50us })
+	out.RemoteP99us = med(func(r *phaseResult) float64 { return r.RemoteP99us })
+	out.ServerCPUPerDel = med(func(r *phaseResult) float64 { return r.ServerCPUPerDel })
+	out.WrittenOff = 0
+	for _, r := range rs {
+		out.WrittenOff += r.WrittenOff
+	}
+	return &out
 }
 
 // findModuleDir finds rel (a nested module) from the working directory up.
@@ -207,12 +243,17 @@ func startNats(ctx context.Context, bin string) (*natsProc, string, error) {
 	return nil, "", fmt.Errorf("%w: nats-server did not report its port", ErrServer)
 }
 
-func startNodes(ctx context.Context, bin string, n int, natsURL string) ([]*serverProc, error) {
+func startNodes(ctx context.Context, bin string, n int, natsURL, prefix string) ([]*serverProc, error) {
 	var ps []*serverProc
 	for i := range n {
 		args := []string{"--addr", "127.0.0.1:0"}
 		if natsURL != "" {
-			args = append(args, "--nats", natsURL, "--node-id", string(rune('a'+i)))
+			id := string(rune('a' + i))
+			if prefix != "" {
+				id = prefix
+				args = append(args, "--prefix", prefix)
+			}
+			args = append(args, "--nats", natsURL, "--node-id", id)
 		}
 		p, err := startServer(ctx, serverSpec{Name: "ncnode", Bin: bin, Args: args, Path: "/connect"})
 		if err != nil {
@@ -260,191 +301,300 @@ type phaseResult struct {
 	ServerCPUPerDel float64 `json:"server_cpu_ns_per_delivery"`
 }
 
-type receiver struct {
-	c     *consumer.Consumer
-	local bool
-	node  int
+// rig is one configuration with its Consumers connected: a control
+// connection on the first node sends the broadcasts.
+type rig struct {
+	ph       clusterPhase
+	nodes    []*serverProc
+	runID    uint64
+	slots    [broadcastRing]atomic.Int32
+	complete chan uint64
+	target   int32
+	local    atomic.Pointer[histogram]
+	remote   atomic.Pointer[histogram]
+	deliv    atomic.Uint64
+	epoch    time.Time
+	ctl      *consumer.Consumer
+	ctlIn    chan []byte
+	all      []*consumer.Consumer
+	seq      uint64
+	buf      []byte
+
+	// The latency probes: latPerNode Consumers per node subscribed to
+	// latTopic; the latency phase publishes to it one message at a time,
+	// so that the figure is the hop (and the broker), not a fan-out to
+	// every Consumer.
+	latBuf  []byte
+	latSeen atomic.Int32
+	latDone chan uint64
+	latN    int32
+
+	presenceMs float64
 }
 
-// run opens conns Consumers spread over nodes (control connection on the
-// first), then measures latency (one broadcast at a time) and throughput
-// (inflight at a time).
-func (ph clusterPhase) run(ctx context.Context, nodes []*serverProc, conns int, presence bool) (*phaseResult, error) {
-	res := &phaseResult{Nodes: len(nodes)}
-	var runID = rand.Uint64()
-	var (
-		slots    [broadcastRing]atomic.Int32
-		complete = make(chan uint64, broadcastRing)
-		target   = int32(conns)
-		local    atomic.Pointer[histogram]
-		remote   atomic.Pointer[histogram]
-		deliv    atomic.Uint64
-		epoch    = time.Now()
-	)
-	onMsg := func(isLocal bool) func(m consumer.Message) {
-		return func(m consumer.Message) {
-			p := m.Data
-			if !m.Binary || len(p) < bcastHeader || string(p[:len(bcastPrefix)]) != bcastPrefix || binary.BigEndian.Uint64(p[8:]) != runID {
-				return
-			}
-			lat := time.Since(epoch) - time.Duration(binary.BigEndian.Uint64(p[24:]))
-			h := remote.Load()
-			if isLocal {
-				h = local.Load()
-			}
-			if h != nil {
-				h.Record(lat)
-			}
-			deliv.Add(1)
-			seq := binary.BigEndian.Uint64(p[16:])
-			if slots[seq%broadcastRing].Add(1) == target {
-				complete <- seq
+const (
+	latTopic   = "nclat"
+	latPrefix  = "NCPUB:" + latTopic + ":"
+	latPerNode = 4
+	latHeader  = 48 // latPrefix, padding, run id at 16, sequence at 24, time at 32
+)
+
+// onLat records a latency probe.
+func (r *rig) onLat(isLocal bool) func(m consumer.Message) {
+	return func(m consumer.Message) {
+		p := m.Data
+		if !m.Binary || len(p) < latHeader || string(p[:len(latPrefix)]) != latPrefix || binary.BigEndian.Uint64(p[16:]) != r.runID {
+			return
+		}
+		lat := time.Since(r.epoch) - time.Duration(binary.BigEndian.Uint64(p[32:]))
+		h := r.remote.Load()
+		if isLocal {
+			h = r.local.Load()
+		}
+		if h != nil {
+			h.Record(lat)
+		}
+		if r.latSeen.Add(1) == r.latN {
+			select {
+			case r.latDone <- binary.BigEndian.Uint64(p[24:]):
+			default:
 			}
 		}
 	}
-	var recv []receiver
-	defer func() {
-		for _, r := range recv {
-			r.c.Destroy()
-		}
-	}()
-	open := func(node int, isLocal bool, handler func(consumer.Message)) (*consumer.Consumer, error) {
-		host, port, _ := net.SplitHostPort(nodes[node].Addr)
-		pn, _ := strconv.Atoi(port)
-		c, err := consumer.New(consumer.Options{Host: host, Port: pn, OnMessage: handler,
-			Reconnect: consumer.Reconnect{MaxAttempts: 1}})
-		if err != nil {
-			return nil, err
-		}
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := c.Connect(cctx); err != nil {
-			c.Destroy()
-			return nil, fmt.Errorf("%w: consumer to %s: %v", ErrScenario, nodes[node].Addr, err)
-		}
-		return c, nil
+}
+
+func (r *rig) close() {
+	for _, c := range r.all {
+		c.Destroy()
 	}
-	// Control connection on node 0: it sends, and answers come to ctlIn.
-	ctlIn := make(chan []byte, 64)
-	ctl, err := open(0, true, func(m consumer.Message) {
+}
+
+func (r *rig) onMsg(isLocal bool) func(m consumer.Message) {
+	return func(m consumer.Message) {
+		p := m.Data
+		if !m.Binary || len(p) < bcastHeader || string(p[:len(bcastPrefix)]) != bcastPrefix || binary.BigEndian.Uint64(p[8:]) != r.runID {
+			return
+		}
+		lat := time.Since(r.epoch) - time.Duration(binary.BigEndian.Uint64(p[24:]))
+		h := r.remote.Load()
+		if isLocal {
+			h = r.local.Load()
+		}
+		if h != nil {
+			h.Record(lat)
+		}
+		r.deliv.Add(1)
+		seq := binary.BigEndian.Uint64(p[16:])
+		if r.slots[seq%broadcastRing].Add(1) == r.target {
+			select {
+			case r.complete <- seq:
+			default:
+			}
+		}
+	}
+}
+
+func (r *rig) open(ctx context.Context, node int, handler func(consumer.Message)) (*consumer.Consumer, error) {
+	host, port, _ := net.SplitHostPort(r.nodes[node].Addr)
+	pn, _ := strconv.Atoi(port)
+	c, err := consumer.New(consumer.Options{Host: host, Port: pn, OnMessage: handler,
+		Reconnect: consumer.Reconnect{MaxAttempts: 1}})
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := c.Connect(cctx); err != nil {
+		c.Destroy()
+		return nil, fmt.Errorf("%w: consumer to %s: %v", ErrScenario, r.nodes[node].Addr, err)
+	}
+	r.all = append(r.all, c)
+	return c, nil
+}
+
+// setup opens conns Consumers spread evenly over nodes, and the control
+// connection on the first; with presence, it times how long the first
+// node's presence takes to count them all.
+func (ph clusterPhase) setup(ctx context.Context, nodes []*serverProc, conns int, presence bool) (*rig, error) {
+	r := &rig{ph: ph, nodes: nodes, runID: rand.Uint64(), complete: make(chan uint64, broadcastRing),
+		target: int32(conns), epoch: time.Now(), ctlIn: make(chan []byte, 64)}
+	var err error
+	r.ctl, err = r.open(ctx, 0, func(m consumer.Message) {
 		if m.Binary && (strings.HasPrefix(string(m.Data), statsQuery) || strings.HasPrefix(string(m.Data), ncSentPref) || strings.HasPrefix(string(m.Data), ncIDQuery)) {
 			select {
-			case ctlIn <- append([]byte(nil), m.Data...):
+			case r.ctlIn <- append([]byte(nil), m.Data...):
 			default:
 			}
 		}
 	})
 	if err != nil {
+		r.close()
 		return nil, err
 	}
-	recv = append(recv, receiver{c: ctl, local: true})
 	var lastOpen time.Time
 	for i := range conns {
 		node := i % len(nodes)
-		c, err := open(node, node == 0, onMsg(node == 0))
-		if err != nil {
+		if _, err := r.open(ctx, node, r.onMsg(node == 0)); err != nil {
+			r.close()
 			return nil, err
 		}
-		recv = append(recv, receiver{c: c, local: node == 0, node: node})
 		lastOpen = time.Now()
+	}
+	r.latDone = make(chan uint64, 1)
+	r.latN = int32(latPerNode * len(nodes))
+	for node := range nodes {
+		for range latPerNode {
+			subOK := make(chan struct{}, 1)
+			lat := r.onLat(node == 0)
+			c, err := r.open(ctx, node, func(m consumer.Message) {
+				if string(m.Data) == "NCSUB:ok" {
+					subOK <- struct{}{}
+					return
+				}
+				lat(m)
+			})
+			if err == nil {
+				err = c.SendBinary([]byte("NCSUB:" + latTopic))
+			}
+			if err == nil {
+				select {
+				case <-subOK:
+				case <-time.After(10 * time.Second):
+					err = fmt.Errorf("%w: the node did not subscribe a latency probe", ErrScenario)
+				}
+			}
+			if err != nil {
+				r.close()
+				return nil, err
+			}
+		}
 	}
 	fmt.Fprintf(ph.stderr, "cluster: %d consumers on %d node(s)\n", conns, len(nodes))
 	if presence {
-		// Node A's presence must count every Consumer (and the control).
 		for {
-			st, err := ctlStats(ctx, ctl, ctlIn)
+			st, err := ctlStats(ctx, r.ctl, r.ctlIn)
 			if err != nil {
+				r.close()
 				return nil, err
 			}
-			if st.Len >= conns+1 {
-				res.PresenceMs = float64(time.Since(lastOpen)) / float64(time.Millisecond)
+			if st.Len >= conns+1+int(r.latN) {
+				r.presenceMs = float64(time.Since(lastOpen)) / float64(time.Millisecond)
 				break
 			}
 			if time.Since(lastOpen) > 10*time.Second {
-				return nil, fmt.Errorf("%w: node A's presence counts %d of %d connections", ErrScenario, st.Len, conns+1)
+				r.close()
+				return nil, fmt.Errorf("%w: node A's presence counts %d of %d connections", ErrScenario, st.Len, conns+1+int(r.latN))
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	buf := make([]byte, ph.size)
-	copy(buf, bcastPrefix)
-	binary.BigEndian.PutUint64(buf[8:], runID)
-	var seq uint64
-	// pump keeps k broadcasts in flight for d; a broadcast not complete
-	// after 2 s is written off (at most once across nodes: it may be lost).
-	pump := func(k int, d time.Duration) (sent, done uint64, err error) {
-		end := time.Now().Add(d)
-		pending := map[uint64]time.Time{}
-		for time.Now().Before(end) && ctx.Err() == nil {
-			for len(pending) < k {
-				slots[seq%broadcastRing].Store(0)
-				binary.BigEndian.PutUint64(buf[16:], seq)
-				binary.BigEndian.PutUint64(buf[24:], uint64(time.Since(epoch)))
-				if err := ctl.SendBinary(buf); err != nil {
-					return sent, done, err
-				}
-				pending[seq] = time.Now()
-				seq++
-				sent++
-			}
-			select {
-			case s := <-complete:
-				if _, ok := pending[s]; ok {
-					delete(pending, s)
-					done++
-				}
-			case <-time.After(100 * time.Millisecond):
-				for s, t := range pending {
-					if time.Since(t) > 2*time.Second {
-						delete(pending, s)
-						res.WrittenOff++
-					}
-				}
-			}
+	r.buf = make([]byte, ph.size)
+	copy(r.buf, bcastPrefix)
+	binary.BigEndian.PutUint64(r.buf[8:], r.runID)
+	r.latBuf = make([]byte, max(ph.size, latHeader))
+	copy(r.latBuf, latPrefix)
+	binary.BigEndian.PutUint64(r.latBuf[16:], r.runID)
+	return r, nil
+}
+
+// probe publishes latency probes one at a time for d.
+func (r *rig) probe(ctx context.Context, d time.Duration, res *phaseResult) error {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) && ctx.Err() == nil {
+		r.latSeen.Store(0)
+		binary.BigEndian.PutUint64(r.latBuf[24:], r.seq)
+		binary.BigEndian.PutUint64(r.latBuf[32:], uint64(time.Since(r.epoch)))
+		r.seq++
+		if err := r.ctl.SendBinary(r.latBuf); err != nil {
+			return err
 		}
-		// Let the last ones land.
-		deadline := time.After(2 * time.Second)
-		for len(pending) > 0 {
-			select {
-			case s := <-complete:
-				delete(pending, s)
-			case <-deadline:
-				res.WrittenOff += uint64(len(pending))
-				return sent, done, nil
-			}
+		select {
+		case <-r.latDone:
+		case <-time.After(2 * time.Second):
+			res.WrittenOff++
+		case <-ctx.Done():
 		}
-		return sent, done, nil
 	}
-	// Latency: one at a time.
-	if _, _, err := pump(1, ph.duration/3); err != nil { // warm-up
+	return ctx.Err()
+}
+
+// pump keeps k broadcasts in flight for d; a broadcast not complete after
+// 2 s is written off (at most once across nodes: it may be lost).
+func (r *rig) pump(ctx context.Context, k int, d time.Duration, res *phaseResult) (done uint64, err error) {
+	end := time.Now().Add(d)
+	pending := map[uint64]time.Time{}
+	for time.Now().Before(end) && ctx.Err() == nil {
+		for len(pending) < k {
+			r.slots[r.seq%broadcastRing].Store(0)
+			binary.BigEndian.PutUint64(r.buf[16:], r.seq)
+			binary.BigEndian.PutUint64(r.buf[24:], uint64(time.Since(r.epoch)))
+			if err := r.ctl.SendBinary(r.buf); err != nil {
+				return done, err
+			}
+			pending[r.seq] = time.Now()
+			r.seq++
+		}
+		select {
+		case s := <-r.complete:
+			if _, ok := pending[s]; ok {
+				delete(pending, s)
+				done++
+			}
+		case <-time.After(100 * time.Millisecond):
+			for s, t := range pending {
+				if time.Since(t) > 2*time.Second {
+					delete(pending, s)
+					res.WrittenOff++
+				}
+			}
+		}
+	}
+	deadline := time.After(2 * time.Second)
+	for len(pending) > 0 {
+		select {
+		case s := <-r.complete:
+			delete(pending, s)
+		case <-deadline:
+			res.WrittenOff += uint64(len(pending))
+			return done, nil
+		}
+	}
+	return done, nil
+}
+
+// measure runs the latency phase (one broadcast at a time) and the
+// throughput phase (inflight at a time).
+func (r *rig) measure(ctx context.Context) (*phaseResult, error) {
+	ph := r.ph
+	res := &phaseResult{Nodes: len(r.nodes)}
+	if err := r.probe(ctx, ph.duration/3, res); err != nil { // warm-up
 		return nil, err
 	}
 	lh, rh := &histogram{}, &histogram{}
-	local.Store(lh)
-	remote.Store(rh)
-	if _, _, err := pump(1, ph.duration); err != nil {
+	r.local.Store(lh)
+	r.remote.Store(rh)
+	if err := r.probe(ctx, ph.duration, res); err != nil {
 		return nil, err
 	}
-	local.Store(nil)
-	remote.Store(nil)
+	r.local.Store(nil)
+	r.remote.Store(nil)
 	res.LocalP50us, res.LocalP99us = us(lh.Percentile(50)), us(lh.Percentile(99))
 	if rh.Count() > 0 {
 		res.RemoteP50us, res.RemoteP99us = us(rh.Percentile(50)), us(rh.Percentile(99))
 	}
-	// Throughput: inflight at a time.
 	var cpu0 float64
-	for _, n := range nodes {
+	for _, n := range r.nodes {
 		cpu0 += procCPUms(n.PID)
 	}
-	d0, t0 := deliv.Load(), time.Now()
-	_, done, err := pump(ph.inflight, ph.duration)
+	d0, t0 := r.deliv.Load(), time.Now()
+	done, err := r.pump(ctx, ph.inflight, ph.duration, res)
 	if err != nil {
 		return nil, err
 	}
 	dt := time.Since(t0).Seconds()
-	dl := deliv.Load() - d0
+	dl := r.deliv.Load() - d0
 	var cpu1 float64
-	for _, n := range nodes {
+	for _, n := range r.nodes {
 		cpu1 += procCPUms(n.PID)
 	}
 	res.DeliveriesPerS = float64(dl) / dt
@@ -570,6 +720,7 @@ type clusterReport struct {
 	Size     int             `json:"size"`
 	Inflight int             `json:"inflight"`
 	Duration string          `json:"duration"`
+	Rounds   int             `json:"rounds"`
 	Single   *phaseResult    `json:"single_provider"`
 	OneNode  *phaseResult    `json:"one_node_with_broker"`
 	Cluster  *phaseResult    `json:"three_nodes"`
@@ -594,8 +745,9 @@ func (r *clusterReport) ratios() {
 }
 
 func (r *clusterReport) print(w io.Writer) {
-	fmt.Fprintf(w, "cluster: %d Consumers, %d B broadcasts, %d in flight, %s per phase (1 nats-server, ncnode processes, 127.0.0.1)\n",
-		r.Conns, r.Size, r.Inflight, r.Duration)
+	fmt.Fprintf(w, "cluster: %d Consumers, %d B broadcasts, %d in flight, %s per phase, median of %d rounds (1 nats-server, ncnode processes, 127.0.0.1)\n",
+		r.Conns, r.Size, r.Inflight, r.Duration, r.Rounds)
+	fmt.Fprintf(w, "latency: a message published on A to %d subscribers per node, one at a time; deliveries/s: broadcasts to every Consumer\n", latPerNode)
 	fmt.Fprintf(w, "%-34s %14s %12s %12s %12s %12s %14s\n", "configuration", "deliveries/s", "local p50", "local p99", "remote p50", "remote p99", "CPU/delivery")
 	row := func(name string, p *phaseResult) {
 		fmt.Fprintf(w, "%-34s %14.0f %10.0fµs %10.0fµs %10.0fµs %10.0fµs %12.0fns\n", name, p.DeliveriesPerS,
