@@ -332,13 +332,17 @@ func splitHostPort(t *testing.T, addr string) (string, int) {
 }
 
 // rawUpgrade opens a WebSocket that never reads.
-func rawUpgrade(t *testing.T, addr string) net.Conn {
+func rawUpgrade(t *testing.T, addr string) net.Conn { return rawUpgradePath(t, addr, "/connect") }
+
+// rawUpgradePath opens a WebSocket on target (path and query) that never
+// reads.
+func rawUpgradePath(t *testing.T, addr, target string) net.Conn {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := "GET /connect HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	req := "GET " + target + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := conn.Write([]byte(req)); err != nil {
 		t.Fatal(err)

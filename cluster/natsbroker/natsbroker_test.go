@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -265,4 +266,83 @@ func TestOptionsValidation(t *testing.T) {
 	if err := b.Broadcast([]byte("x")); !errors.Is(err, cluster.ErrBroker) {
 		t.Fatalf("before Open: %v", err)
 	}
+}
+
+// A4: 3 × 1000 connections open (subscribed to T), then half of them
+// close: every node's Len, Subscribers and Lookup converge shortly after
+// the last change, and Range equals the union of the local views.
+func TestA4Presence(t *testing.T) {
+	s := embedded(t, 0)
+	mo := memberOpts{}
+	mo.PresenceBatch = 50 * time.Millisecond // the default
+	ms := three(t, s.ClientURL(), mo)
+	const per = 1000
+	var conns [3][]net.Conn
+	for i, m := range ms {
+		for range per {
+			conns[i] = append(conns[i], rawUpgradePath(t, m.addr, "/connect?t=T"))
+		}
+	}
+	defer func() {
+		for _, cs := range conns {
+			for _, c := range cs {
+				c.Close()
+			}
+		}
+	}()
+	last := time.Now()
+	waitLocal := func(want int) {
+		eventually(t, 20*time.Second, "local opens and closes", func() error {
+			for _, m := range ms {
+				if got := m.p.Len(); got != want {
+					return fmt.Errorf("node %s holds %d", m.n.ID(), got)
+				}
+			}
+			return nil
+		})
+		last = time.Now()
+	}
+	check := func(want int) {
+		eventually(t, 20*time.Second, "presence", converged(ms, 3*want, "T", 3*want))
+		took := time.Since(last)
+		t.Logf("presence of %d connections converged %v after the last local change", 3*want, took)
+		// The design's bound is PresenceBatch + 100 ms; allow a loaded
+		// 2-core CI box running -race a second.
+		if took > time.Second {
+			t.Fatalf("presence converged %v after the last change", took)
+		}
+		union := map[string]string{}
+		for _, m := range ms {
+			for _, c := range m.p.Connections() {
+				union[c.ID()] = m.n.ID()
+			}
+		}
+		for _, m := range ms {
+			seen := 0
+			m.n.Range(func(ci cluster.ConnInfo) bool {
+				if union[ci.ID] != ci.Node || !slices.Equal(ci.Topics, []string{"T"}) {
+					t.Fatalf("node %s: Range gives %+v, owner %q", m.n.ID(), ci, union[ci.ID])
+				}
+				seen++
+				return true
+			})
+			if seen != len(union) {
+				t.Fatalf("node %s: Range gives %d of %d", m.n.ID(), seen, len(union))
+			}
+			for id, owner := range union {
+				if node, ok := m.n.Lookup(id); !ok || node != owner {
+					t.Fatalf("node %s: Lookup(%s) = %q, %v; want %s", m.n.ID(), id, node, ok, owner)
+				}
+			}
+		}
+	}
+	waitLocal(per)
+	check(per)
+	for i := range conns {
+		for _, c := range conns[i][:per/2] {
+			c.Close()
+		}
+	}
+	waitLocal(per / 2)
+	check(per / 2)
 }
