@@ -168,6 +168,12 @@ type memberOpts struct {
 // and its Node on the NATS server at url.
 func newMember(t *testing.T, url, id string, mo memberOpts) *member {
 	t.Helper()
+	return newMemberURLs(t, []string{url}, id, mo)
+}
+
+// newMemberURLs is newMember with several NATS URLs.
+func newMemberURLs(t *testing.T, urls []string, id string, mo memberOpts) *member {
+	t.Helper()
 	m := &member{ups: map[string]int{}, downs: map[string]int{}, opened: make(chan *provider.Connection, 8192)}
 	po := mo.po
 	po.Addr = "127.0.0.1:0"
@@ -185,7 +191,7 @@ func newMember(t *testing.T, url, id string, mo memberOpts) *member {
 		t.Fatal(err)
 	}
 	bo := mo.broker
-	bo.URLs = []string{url}
+	bo.URLs = urls
 	b, err := natsbroker.New(bo)
 	if err != nil {
 		t.Fatal(err)
