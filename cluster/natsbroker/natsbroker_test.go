@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/networkcluster/networkcluster/cluster"
 	"github.com/networkcluster/networkcluster/cluster/natsbroker"
 	"github.com/networkcluster/networkcluster/consumer"
@@ -345,4 +347,28 @@ func TestA4Presence(t *testing.T) {
 	}
 	waitLocal(per / 2)
 	check(per / 2)
+}
+
+// A connection given in Options.Conn carries the cluster; Close leaves it
+// open.
+func TestGivenConn(t *testing.T) {
+	s := embedded(t, 0)
+	nc, err := nats.Connect(s.ClientURL(), nats.NoEcho())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	a := newMember(t, s.ClientURL(), "a", memberOpts{})
+	b := newMember(t, s.ClientURL(), "b", memberOpts{broker: natsbroker.Options{Conn: nc}})
+	_, in := newConsumer(t, nil, time.Second, b.addr)
+	eventually(t, 10*time.Second, "presence", converged([]*member{a, b}, 1, "", 0))
+	probeUntil(t, a, in, "given", 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.n.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if nc.IsClosed() {
+		t.Fatal("Close closed a connection it was given")
+	}
 }
