@@ -64,20 +64,23 @@ func newMember(t testing.TB, hub *MemHub, id string, po provider.Options, o Opti
 	if o.PresenceBatch == 0 {
 		o.PresenceBatch = 5 * time.Millisecond
 	}
-	o.OnNodeUp = func(node string) { m.mu.Lock(); m.ups[node]++; m.mu.Unlock() }
-	o.OnNodeDown = func(node string) { m.mu.Lock(); m.downs[node]++; m.mu.Unlock() }
-	o.OnError = func(err error) { m.mu.Lock(); m.errs = append(m.errs, err); m.mu.Unlock() }
+	// The callbacks call the Node back: they run with no lock of its held.
+	poke := func() { m.n.Len(); m.n.Nodes(); m.n.Lookup("x"); m.n.Stats() }
+	o.OnNodeUp = func(node string) { m.mu.Lock(); m.ups[node]++; m.mu.Unlock(); poke() }
+	o.OnNodeDown = func(node string) { m.mu.Lock(); m.downs[node]++; m.mu.Unlock(); poke() }
+	o.OnError = func(err error) { m.mu.Lock(); m.errs = append(m.errs, err); m.mu.Unlock(); poke() }
 	n, err := New(p, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.n = n
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	m.p, m.n, m.addr = p, n, p.Addr().String()
+	m.p, m.addr = p, p.Addr().String()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -155,10 +155,11 @@ type Node struct {
 	params  map[string]bool
 
 	// rmu guards the replica of the other nodes.
-	rmu       sync.RWMutex
-	nodes     map[string]*remote
-	linkUp    bool
-	linkSince time.Time
+	rmu        sync.RWMutex
+	nodes      map[string]*remote
+	linkUp     bool
+	linkSince  time.Time
+	lockedErrs []error // for OnError, once rmu is released (fire)
 
 	stats counters
 }

@@ -105,7 +105,9 @@ func (n *Node) addDelta(d *delta) {
 	}
 	if len(b) > limit {
 		// A single delta over the limit: its parameters are left out.
-		n.report(fmt.Errorf("%w: presence of connection %s is over the broker's message size; parameters left out", ErrTooLarge, d.id))
+		// (Reported from another goroutine: this one holds the Provider's
+		// topic lock and pmu, which OnError may need.)
+		go n.report(fmt.Errorf("%w: presence of connection %s is over the broker's message size; parameters left out", ErrTooLarge, d.id))
 		dd := *d
 		dd.params = nil
 		b = appendDelta(n.pending[k-1][:0], &dd)
@@ -119,12 +121,16 @@ func (n *Node) flushPresence() {
 	batches := n.pending
 	n.pending = nil
 	// Sent under pmu: batches leave in the order their changes were made.
+	var failed error
 	for _, b := range batches {
-		if err := n.sendControl(kindPresence, b); err != nil {
-			n.reportSendFailure("presence", err)
+		if err := n.sendControl(kindPresence, b); err != nil && failed == nil {
+			failed = err
 		}
 	}
 	n.pmu.Unlock()
+	if failed != nil {
+		n.reportSendFailure("presence", failed)
+	}
 }
 
 func (n *Node) reportSendFailure(what string, err error) {
@@ -214,7 +220,20 @@ type event struct {
 	up   bool
 }
 
+// reportLocked queues err for OnError; the caller holds rmu, and fire
+// reports it once rmu is released (OnError may call the Node).
+func (n *Node) reportLocked(err error) { n.lockedErrs = append(n.lockedErrs, err) }
+
+// fire reports the errors queued under rmu, then runs the node events; the
+// caller has released rmu.
 func (n *Node) fire(evs []event) {
+	n.rmu.Lock()
+	errs := n.lockedErrs
+	n.lockedErrs = nil
+	n.rmu.Unlock()
+	for _, err := range errs {
+		n.report(err)
+	}
 	for _, e := range evs {
 		if e.up {
 			n.log.Debug("cluster node up", "node", n.id, "peer", e.node)
@@ -359,7 +378,7 @@ func (n *Node) tryFinish(r *remote, evs []event) []event {
 		}
 		if q != want {
 			n.stats.gaps.Add(1)
-			n.report(fmt.Errorf("%w: from node %s during a snapshot (expected %d, got %d)", ErrGap, r.id, want, q))
+			n.reportLocked(fmt.Errorf("%w: from node %s during a snapshot (expected %d, got %d)", ErrGap, r.id, want, q))
 			n.resync(r)
 			return evs
 		}
@@ -426,7 +445,7 @@ func (n *Node) applyDeltas(r *remote, payload []byte) {
 	})
 	if err != nil {
 		n.stats.badEnvelopes.Add(1)
-		n.report(fmt.Errorf("cluster: presence from node %s: %w", r.id, err))
+		n.reportLocked(fmt.Errorf("cluster: presence from node %s: %w", r.id, err))
 		n.resync(r)
 	}
 }
@@ -460,7 +479,7 @@ func (n *Node) sequenced(r *remote, seq uint64, presence []byte, evs []event) (b
 		return false, evs // a duplicate: already applied
 	}
 	n.stats.gaps.Add(1)
-	n.report(fmt.Errorf("%w: from node %s (expected %d, got %d)", ErrGap, r.id, r.lastSeq+1, seq))
+	n.reportLocked(fmt.Errorf("%w: from node %s (expected %d, got %d)", ErrGap, r.id, r.lastSeq+1, seq))
 	n.resync(r)
 	return n.sequenced(r, seq, presence, evs)
 }
