@@ -130,7 +130,9 @@ func (p *Provider) Start() error {
 		Logger:     p.o.Logger,
 	}
 	var err error
-	if p.tlsConfig != nil {
+	if p.o.Listener != nil {
+		p.pl, err = p.serveListener(po)
+	} else if p.tlsConfig != nil {
 		var ln net.Listener
 		ln, err = net.Listen(p.o.Network, p.o.Addr)
 		if err == nil {
