@@ -167,4 +167,3 @@ func (p *Provider) requestHead(r *http.Request) []byte {
 	}
 	return append(b, "\r\n"...)
 }
-
