@@ -1,0 +1,14 @@
+// Package prom exports the counters of network-cluster to Prometheus. It is
+// a module of its own, so that the core never downloads client_golang.
+//
+// A [Collector] reads [provider.Provider.Stats] at each scrape (no
+// per-message cost); register it with a prometheus.Registerer:
+//
+//	reg := prometheus.NewRegistry()
+//	reg.MustRegister(prom.NewProviderCollector(p, nil))
+//	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+//
+// Names follow the Prometheus conventions: the networkcluster_ prefix, the
+// side (provider_), base units (bytes), and _total on counters. The
+// [Metrics] table lists them.
+package prom
