@@ -118,8 +118,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var sc scenarioConfig
 	fs.StringVar(&sc.Scenario, "scenario", scEcho, "scenario: "+strings.Join(scenarioNames, "|"))
 	fs.IntVar(&sc.Conns, "conns", 100, "connections (broadcast: receivers)")
-	fs.DurationVar(&sc.Duration, "duration", 5*time.Second, "measured time (idle: settle time before measuring)")
-	fs.DurationVar(&sc.Warmup, "warmup", time.Second, "warm-up before measuring (echo, broadcast, compress)")
+	fs.DurationVar(&sc.Duration, "duration", 4*time.Second, "measured time of the scenario (idle: settle time)")
+	fs.DurationVar(&sc.Warmup, "warmup", time.Second, "warm-up before each measured window")
 	fs.IntVar(&sc.Inflight, "inflight", 0, "messages in flight per connection (echo, compress; default 1) or broadcasts in flight (default 2)")
 	fs.IntVar(&sc.Size, "size", 0, "payload bytes (default 64; broadcast and compress 1024)")
 	fs.Float64Var(&sc.SlowShare, "slow-share", 0, "broadcast: share of receivers that stop reading in a second phase, e.g. 0.1")
@@ -127,11 +127,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&sc.Parallel, "parallel", defaultParallel, "connections dialed at once")
 	jsonPath := fs.String("json", "", "write the full result as JSON to this file")
 	svgFlag := fs.String("svg", "auto", "latency plot: auto (a file in the temp directory), none, or a file name")
-	pid := fs.Int("server-pid", 0, "the server's process id, to read its CPU time and memory from /proc (found from the stats of `loadtest serve` when 0)")
+	pid := fs.Int("server-pid", 0, "the server's process id, to read its CPU time and memory from /proc (0: found from the stats of loadtest serve; against another server, CPU and memory are then shown as not available)")
 	sources := fs.Int("sources", defaultSources, "spread connections over 127.0.0.1 … 127.0.0.N (loopback targets, Linux)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target outside 127.0.0.0/8")
 	insecure := fs.Bool("insecure", false, "wss: do not verify the server certificate")
-	clientPreset := fs.String("compressor", defaultClientPreset, "permessage-deflate preset the client offers (compress)")
+	clientPreset := fs.String("compressor", defaultClientPreset, "permessage-deflate preset the client offers, in every scenario when given (compress: always)")
 	name := fs.String("name", "", "server name in the output (default: the target's host:port)")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if err := parseFlags(fs, args); err != nil {
@@ -158,7 +158,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		host, _, _ := strings.Cut(t.Host, ":")
 		opts.TLS = &tls.Config{ServerName: host, InsecureSkipVerify: *insecure, MinVersion: tls.VersionTLS12}
 	}
-	if sc.Scenario == scCompress {
+	offer := sc.Scenario == scCompress
+	fs.Visit(func(f *flag.Flag) { offer = offer || f.Name == "compressor" })
+	if offer {
 		if opts.Preset, err = compress.ParsePreset(*clientPreset); err != nil {
 			return fmt.Errorf("%w: --compressor: %v", ErrUsage, err)
 		}
@@ -313,7 +315,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		"compress: server presets, comma-separated (our Provider only)")
 	fs.IntVar(&f.parallel, "parallel", defaultParallel, "connections dialed at once")
 	fs.IntVar(&f.sources, "sources", defaultSources, "spread connections over 127.0.0.1 … 127.0.0.N")
-	fs.StringVar(&f.serveArgs, "serve-args", "", "extra flags for `loadtest serve`, space-separated (e.g. \"--max-backpressure 65536\")")
+	fs.StringVar(&f.serveArgs, "serve-args", "", "extra flags for loadtest serve, space-separated (e.g. \"--max-backpressure 65536\")")
 	if compare {
 		fs.StringVar(&f.peers, "peers", "gorilla,nbio,gobwas,rawtcp", "peer servers, comma-separated")
 		fs.StringVar(&f.peersDir, "peers-dir", "", "directory of the peers module (default: found from the working directory)")
@@ -546,7 +548,16 @@ func failed(sc scenarioConfig, server string, run int, err error) *result {
 // (or KB/MB, taken as binary units too).
 type byteSize int
 
-func (b *byteSize) String() string { return sizeLabel(int(*b)) }
+func (b *byteSize) String() string {
+	n := int(*b)
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "KiB"
+	}
+	return strconv.Itoa(n)
+}
 
 func (b *byteSize) Set(s string) error {
 	s = strings.TrimSpace(s)
