@@ -202,4 +202,3 @@ func TestRunAgainstPlainEchoServer(t *testing.T) {
 		t.Errorf("echo with --compressor: exit %d\n%s", code, out.String())
 	}
 }
-
