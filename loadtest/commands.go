@@ -267,7 +267,7 @@ type suiteFlags struct {
 	serveArgs                          string
 	peers, peersDir                    string
 	jsonPath, svg                      string
-	quiet                              bool
+	quiet, check                       bool
 }
 
 // cmdSuite runs the default suite (compare=false: our Provider only) or
@@ -323,6 +323,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 	fs.StringVar(&f.jsonPath, "json", "", "write the full result as JSON to this file")
 	fs.StringVar(&f.svg, "svg", "auto", "latency plot: auto (a file in the temp directory), none, or a file name")
 	fs.BoolVar(&f.quiet, "q", false, "no progress lines on stderr")
+	fs.BoolVar(&f.check, "check", false, "judge the performance targets: exit status 1 if one is missed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -383,7 +384,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 	fmt.Fprintln(stdout)
 	writeTable(stdout, aggs, servers)
 	checks := checkTargets(aggs, servers)
-	writeTargets(stdout, checks)
+	writeTargets(stdout, checks, f.check)
 	rep := &fullReport{Tool: "network-cluster loadtest", Command: strings.TrimSpace(name + " " + strings.Join(args, " ")),
 		Started: started, Finished: time.Now(), Env: envi, Servers: servers, Runs: f.runs,
 		Summary: aggs, Targets: checks, Results: results}
@@ -397,6 +398,9 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		if r.Error != "" {
 			return fmt.Errorf("%w: some scenarios failed (see the errors above)", ErrScenario)
 		}
+	}
+	if n := missed(checks); f.check && n > 0 {
+		return fmt.Errorf("%w: %d of %d missed (see above)", ErrTargets, n, len(checks))
 	}
 	return nil
 }

@@ -93,6 +93,10 @@ type metric struct {
 	Unit   string  `json:"unit"`
 	Value  float64 `json:"value"`
 	Better string  `json:"better,omitempty"` // "higher" or "lower"
+	// Min and Max are the extremes over the runs of an aggregate (Value is
+	// their median); both 0 for one run.
+	Min float64 `json:"min,omitempty"`
+	Max float64 `json:"max,omitempty"`
 }
 
 const (
