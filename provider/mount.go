@@ -32,7 +32,7 @@ func (p *Provider) serveListener(po poller.Options) (*poller.Poller, error) {
 // connections of this Provider, so that the Provider can share a port and
 // a mux with other handlers and sit behind their middleware (auth, logging,
 // CORS). The Provider answers whatever path the handler is mounted on; the
-// Request given to Auth.Handler still names Options.Path. Required
+// Handshake given to Auth.Handler still names Options.Path. Required
 // parameters, Auth.Handler, compression, limits and callbacks apply as for
 // a connection accepted by Start, and the Options.Path check is left to the
 // mux. GET and HEAD /alive are not served by the handler.

@@ -164,7 +164,7 @@ func TestHandlerMuxMiddleware(t *testing.T) {
 	var sawUser atomic.Value
 	p, _ := newMounted(t, Options{
 		Path: "/ignored-when-mounted",
-		Auth: Auth{Handler: func(_ context.Context, r *Request, params url.Values) (bool, error) {
+		Auth: Auth{Handler: func(_ context.Context, r *Handshake, params url.Values) (bool, error) {
 			sawUser.Store(r.Header.Get("X-User") + " " + r.Path + " " + params.Get("q"))
 			return r.Header.Get("X-User") == "alice", nil
 		}},
