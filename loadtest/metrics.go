@@ -64,6 +64,18 @@ var promMetrics = []promMetric{
 		func(s *provider.Stats) uint64 { return s.HeartbeatKills }},
 	{"networkcluster_provider_protocol_errors_total", "counter", "Connections failed for violating RFC 6455 or RFC 7692.",
 		func(s *provider.Stats) uint64 { return s.ProtocolErrors }},
+	{"networkcluster_provider_requests_sent_total", "counter", "Requests sent to Consumers with Connection.Request.",
+		func(s *provider.Stats) uint64 { return s.RequestsSent }},
+	{"networkcluster_provider_requests_pending", "gauge", "Requests sent to Consumers and not answered yet.",
+		func(s *provider.Stats) uint64 { return uint64(max(s.PendingRequests, 0)) }},
+	{"networkcluster_provider_late_replies_total", "counter", "Replies that came after their request had ended (dropped).",
+		func(s *provider.Stats) uint64 { return s.LateReplies }},
+	{"networkcluster_provider_requests_received_total", "counter", "Requests received from Consumers (resends included).",
+		func(s *provider.Stats) uint64 { return s.RequestsReceived }},
+	{"networkcluster_provider_replies_sent_total", "counter", "Replies and error replies sent to Consumers.",
+		func(s *provider.Stats) uint64 { return s.RepliesSent }},
+	{"networkcluster_provider_duplicate_requests_total", "counter", "Resent requests recognised as already handled (answered again without running OnRequest).",
+		func(s *provider.Stats) uint64 { return s.DedupHits }},
 }
 
 // writePromText writes s in the Prometheus text format.
@@ -80,6 +92,14 @@ func writePromText(b *strings.Builder, s provider.Stats) {
 	sort.Strings(reasons)
 	for _, r := range reasons {
 		fmt.Fprintf(b, "%s{reason=%q} %d\n", rej, r, s.Rejected[r])
+	}
+	const done = "networkcluster_provider_requests_completed_total"
+	fmt.Fprintf(b, "# HELP %s Requests sent to Consumers that have ended, by outcome.\n# TYPE %s counter\n", done, done)
+	for _, o := range []struct {
+		name string
+		n    uint64
+	}{{"answered", s.RequestsAnswered}, {"failed", s.RequestsFailed}, {"timed_out", s.RequestsTimedOut}, {"disconnected", s.RequestsDisconnected}} {
+		fmt.Fprintf(b, "%s{outcome=%q} %d\n", done, o.name, o.n)
 	}
 }
 

@@ -1,14 +1,15 @@
 // Package prom exports the counters of network-cluster to Prometheus. It is
 // a module of its own, so that the core never downloads client_golang.
 //
-// A [Collector] reads [provider.Provider.Stats] at each scrape (no
-// per-message cost); register it with a prometheus.Registerer:
+// A [ProviderCollector] reads [provider.Provider.Stats] at each scrape (no
+// per-message cost), a [ConsumerCollector] [consumer.Consumer.Stats];
+// register them with a prometheus.Registerer:
 //
 //	reg := prometheus.NewRegistry()
 //	reg.MustRegister(prom.NewProviderCollector(p, nil))
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
 // Names follow the Prometheus conventions: the networkcluster_ prefix, the
-// side (provider_), base units (bytes), and _total on counters. The
-// [Metrics] table lists them.
+// side (provider_, consumer_), base units (bytes), and _total on counters.
+// [ProviderMetrics] and [ConsumerMetrics] list them.
 package prom

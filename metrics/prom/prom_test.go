@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +81,9 @@ func TestScrapeProvider(t *testing.T) {
 		OnMessage: func(c *provider.Connection, m provider.Message) {
 			_ = c.SendText(m.Data)
 		},
+		OnRequest: func(c *provider.Connection, r *provider.Request) {
+			_ = r.Reply(false, []byte("done"))
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -112,12 +117,16 @@ func TestScrapeProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-got
+	if _, err := c.Request(ctx, false, []byte("job")); err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	reg.MustRegister(prom.NewConsumerCollector(c, prometheus.Labels{"provider": "test"}))
 	bad, _ := consumer.New(consumer.Options{Host: "127.0.0.1", Port: p.Port(), Parameters: map[string]string{"key": "no"}})
 	_ = bad.Connect(ctx) // 403
 	bad.Close()
 
 	fams := scrape(t, srv.URL)
-	for _, m := range prom.Metrics() {
+	for _, m := range append(prom.ProviderMetrics(), prom.ConsumerMetrics()...) {
 		f := fams[m.Name]
 		if f == nil {
 			t.Errorf("%s missing from the scrape", m.Name)
@@ -147,10 +156,19 @@ func TestScrapeProvider(t *testing.T) {
 		{"networkcluster_provider_connections_opened_total", nil, 1},
 		{"networkcluster_provider_messages_received_total", nil, 1},
 		{"networkcluster_provider_received_bytes_total", nil, 5},
-		{"networkcluster_provider_messages_sent_total", nil, 1},
-		{"networkcluster_provider_sent_bytes_total", nil, 5},
+		{"networkcluster_provider_messages_sent_total", nil, 2}, // the echo and the reply
+		{"networkcluster_provider_sent_bytes_total", nil, 9},
 		{"networkcluster_provider_upgrades_rejected_total", []string{"reason", "auth"}, 1},
 		{"networkcluster_provider_upgrades_rejected_total", []string{"reason", "timeout"}, 0},
+		{"networkcluster_provider_requests_received_total", nil, 1},
+		{"networkcluster_provider_replies_sent_total", nil, 1},
+		{"networkcluster_provider_requests_pending", nil, 0},
+		{"networkcluster_consumer_connections_opened_total", nil, 1},
+		{"networkcluster_consumer_messages_sent_total", nil, 1},
+		{"networkcluster_consumer_messages_received_total", nil, 1},
+		{"networkcluster_consumer_requests_sent_total", nil, 1},
+		{"networkcluster_consumer_requests_completed_total", []string{"outcome", "answered"}, 1},
+		{"networkcluster_consumer_requests_completed_total", []string{"outcome", "timed_out"}, 0},
 	}
 	for _, ck := range checks {
 		if v := value(t, fams, ck.name, ck.labels...); v != ck.want {
@@ -183,5 +201,28 @@ func TestRegisterTwice(t *testing.T) {
 	}
 	if err := reg.Register(prom.NewProviderCollector(p2, prometheus.Labels{"provider": "b"})); err != nil {
 		t.Errorf("a second collector with other labels: %v", err)
+	}
+}
+
+// TestLoadtestNamesAgree: loadtest serve --metrics (in the main module,
+// which cannot import client_golang) writes the Provider's metrics by
+// hand; its names must be the collector's.
+func TestLoadtestNamesAgree(t *testing.T) {
+	src, err := os.ReadFile("../../loadtest/metrics.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hand := map[string]bool{}
+	for _, m := range regexp.MustCompile(`"(networkcluster_[a-z_]+)"`).FindAllStringSubmatch(string(src), -1) {
+		hand[m[1]] = true
+	}
+	for _, m := range prom.ProviderMetrics() {
+		if !hand[m.Name] {
+			t.Errorf("loadtest serve --metrics lacks %s", m.Name)
+		}
+		delete(hand, m.Name)
+	}
+	for n := range hand {
+		t.Errorf("loadtest serve --metrics has %s, which the collector does not", n)
 	}
 }
