@@ -306,3 +306,17 @@ func TestOptionsListener(t *testing.T) {
 	c := dial(t, ln.Addr().String(), "/connect")
 	echoOnce(t, c, "via the caller's listener")
 }
+
+// newHTTPServer serves p's Handler on a real http.Server on 127.0.0.1 and
+// returns its address.
+func newHTTPServer(t *testing.T, p *Provider) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	return ln.Addr().String()
+}

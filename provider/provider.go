@@ -57,9 +57,10 @@ type Provider struct {
 	authSem  chan struct{}
 	stopOnce sync.Once
 
-	connMu sync.RWMutex
-	conns  []*Connection // open and closing connections
-	byID   map[string]*Connection
+	connMu  sync.RWMutex
+	conns   []*Connection // open and closing connections
+	byID    map[string]*Connection
+	lenWait lenWaiters // WaitLen
 
 	dlMu      sync.Mutex
 	deadlines map[*Connection]struct{}
@@ -587,6 +588,7 @@ func (p *Provider) register(c *Connection) {
 	p.conns = append(p.conns, c)
 	p.byID[c.id] = c
 	p.connMu.Unlock()
+	p.lenWait.changed()
 }
 
 func (p *Provider) unregister(c *Connection) {
@@ -604,6 +606,7 @@ func (p *Provider) unregister(c *Connection) {
 	p.conns = p.conns[:last]
 	c.regIndex = -1
 	delete(p.byID, c.id)
+	p.lenWait.changed() // under connMu: harmless, it only closes a channel
 }
 
 // --- timers ---
