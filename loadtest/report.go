@@ -183,17 +183,6 @@ func bytesScale(m float64) func(float64) string {
 	return func(v float64) string { return num(v/(1<<30)) + " GiB" }
 }
 
-// usScale is bytesScale for durations in microseconds.
-func usScale(m float64) func(float64) string {
-	switch {
-	case m >= 1e6:
-		return func(v float64) string { return num(v/1e6) + " s" }
-	case m >= 1000:
-		return func(v float64) string { return num(v/1000) + " ms" }
-	}
-	return func(v float64) string { return num(v) + " µs" }
-}
-
 // num prints v with two significant decimals below 10, one below 100, and
 // none (with thousands separators) above.
 func num(v float64) string {
@@ -218,7 +207,9 @@ func formatter(unit string, m float64) func(float64) string {
 	case "/s":
 		return func(v float64) string { return group(v) + "/s" }
 	case "µs":
-		return usScale(m)
+		// Latency percentiles and CPU per event read best in one unit
+		// across rows: µs throughout.
+		return func(v float64) string { return num(v) + " µs" }
 	case "ns":
 		return func(v float64) string { return fmt.Sprintf("%.0f ns", v) }
 	case "B":
@@ -242,7 +233,7 @@ func spread(m metric) string {
 const legend = `legend: ↑ higher is better, ↓ lower is better. ÷peer is our figure divided by the peer's
   (better for us above 1× on a ↑ row, below 1× on a ↓ row). With --runs above 1, each figure is the
   median over the runs and ±N% is half the range between runs, relative to the median. Units:
-  /s per second; µs, ms microseconds, milliseconds; B, KiB, MiB bytes (1 KiB = 1024 B);
+  /s per second; µs microseconds; B, KiB, MiB bytes (1 KiB = 1024 B), one unit per row;
   CPU use in % of one core.
 `
 

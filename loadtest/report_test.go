@@ -37,7 +37,8 @@ func TestReportExplainsItself(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, s)
 		}
 	}
-	// p99: 600 µs (median of 500 and 700) and 5000 µs, both in µs.
+	// p99: 600 µs (median of 500 and 700) and 5000 µs, both in µs (every
+	// duration is).
 	if !strings.Contains(s, "600 µs ±17%") || !strings.Contains(s, "5,000 µs") {
 		t.Errorf("p99 row not in one unit with its spread:\n%s", s)
 	}
