@@ -186,7 +186,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 					sc.Preset = st.Compressor
 				}
 			} else {
-				prog.Printf("note: %v: CPU, memory and goroutines of the server are not reported", err)
+				e.NoStats = errors.Is(err, ErrNoStats)
+				if e.PID != 0 {
+					prog.Printf("note: %v: the server's heap and goroutines are not reported (CPU and RSS come from --server-pid)", err)
+				} else {
+					prog.Printf("note: %v: the server's CPU, memory and goroutines are not reported (give --server-pid for CPU and RSS)", err)
+				}
 			}
 			ctl.close()
 		} else {

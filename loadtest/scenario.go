@@ -161,6 +161,9 @@ type env struct {
 	Name    string
 	Opts    *clientOptions
 	PID     int // 0: CPU and RSS come only from the stats query, if at all
+	// NoStats: the server does not answer the stats query (any WebSocket
+	// echo server): the scenarios do not ask.
+	NoStats bool
 	Sources []net.IP
 	Prog    *progress
 	epoch   time.Time
@@ -359,7 +362,11 @@ func (e *env) idle(ctx context.Context, sc scenarioConfig) (r *result, err error
 		return r, err
 	}
 	defer ctl.close()
-	st0, err := ctl.stats(ctx)
+	var st0 peerStats
+	err = fmt.Errorf("%w: not asked (it did not answer before)", ErrNoStats)
+	if !e.NoStats {
+		st0, err = ctl.stats(ctx)
+	}
 	stats := err == nil
 	if err != nil {
 		if !errors.Is(err, ErrNoStats) {
@@ -483,7 +490,11 @@ func (e *env) echo(ctx context.Context, sc scenarioConfig) (r *result, err error
 		}
 		defer ctl.close()
 		if text { // memory before any compression context exists
-			if st0, err = ctl.stats(ctx); err != nil {
+			err = fmt.Errorf("%w: not asked (it did not answer before)", ErrNoStats)
+			if !e.NoStats {
+				st0, err = ctl.stats(ctx)
+			}
+			if err != nil {
 				if !errors.Is(err, ErrNoStats) {
 					return r, err
 				}
