@@ -158,9 +158,9 @@ func (r *result) setLatency(h *histogram, what string) {
 
 // env is one server under test as the scenarios see it.
 type env struct {
-	Name    string
-	Opts    *clientOptions
-	PID     int // 0: CPU and RSS come only from the stats query, if at all
+	Name string
+	Opts *clientOptions
+	PID  int // 0: CPU and RSS come only from the stats query, if at all
 	// NoStats: the server does not answer the stats query (any WebSocket
 	// echo server): the scenarios do not ask.
 	NoStats bool
