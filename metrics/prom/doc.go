@@ -9,6 +9,11 @@
 //	reg.MustRegister(prom.NewProviderCollector(p, nil))
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
+// Request latency needs each call timed: a [RequestHistogram] wraps
+// Connection.Request and Consumer.Request ([RequestHistogram.ProviderRequest],
+// [RequestHistogram.ConsumerRequest]) and exports
+// networkcluster_<side>_request_duration_seconds by outcome.
+//
 // Names follow the Prometheus conventions: the networkcluster_ prefix, the
 // side (provider_, consumer_), base units (bytes), and _total on counters.
 // [ProviderMetrics] and [ConsumerMetrics] list them.

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +225,87 @@ func TestLoadtestNamesAgree(t *testing.T) {
 	}
 	for n := range hand {
 		t.Errorf("loadtest serve --metrics has %s, which the collector does not", n)
+	}
+}
+
+// TestRequestHistogram times real requests both ways and scrapes the
+// histograms: the answered count and a sum within the test's duration.
+func TestRequestHistogram(t *testing.T) {
+	p, err := provider.New(provider.Options{
+		Addr: "127.0.0.1:0",
+		OnRequest: func(c *provider.Connection, r *provider.Request) {
+			if string(r.Message().Data) == "fail" {
+				_ = r.Fail(4000, "no")
+				return
+			}
+			_ = r.Reply(false, []byte("ok"))
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := consumer.New(consumer.Options{URL: "ws://127.0.0.1:" + strconv.Itoa(p.Port()) + "/connect",
+		OnRequest: func(r *consumer.Request) { _ = r.Reply(false, []byte("done")) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ch := prom.NewRequestHistogram("consumer", nil, nil)
+	ph := prom.NewRequestHistogram("provider", nil, nil)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(ch, ph)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+
+	began := time.Now()
+	for range 3 {
+		if _, err := ch.ConsumerRequest(ctx, c, false, []byte("job")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ch.ConsumerRequest(ctx, c, false, []byte("fail")); err == nil {
+		t.Fatal("the failed request succeeded")
+	}
+	if err := p.WaitLen(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ph.ProviderRequest(ctx, p.Connections()[0], false, []byte("status?")); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(began).Seconds()
+
+	fams := scrape(t, srv.URL)
+	hist := func(name, outcome string) *dto.Histogram {
+		for _, m := range fams[name].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.Histogram
+				}
+			}
+		}
+		t.Fatalf("%s{outcome=%q} missing", name, outcome)
+		return nil
+	}
+	h := hist("networkcluster_consumer_request_duration_seconds", "answered")
+	if h.GetSampleCount() != 3 || h.GetSampleSum() <= 0 || h.GetSampleSum() > elapsed {
+		t.Errorf("consumer answered: count %d sum %v (elapsed %v)", h.GetSampleCount(), h.GetSampleSum(), elapsed)
+	}
+	if n := hist("networkcluster_consumer_request_duration_seconds", "failed").GetSampleCount(); n != 1 {
+		t.Errorf("consumer failed: count %d", n)
+	}
+	if n := hist("networkcluster_provider_request_duration_seconds", "answered").GetSampleCount(); n != 1 {
+		t.Errorf("provider answered: count %d", n)
+	}
+	if f := fams["networkcluster_provider_request_duration_seconds"]; f.GetType() != dto.MetricType_HISTOGRAM {
+		t.Errorf("type %v", f.GetType())
 	}
 }
