@@ -72,6 +72,8 @@ var promMetrics = []promMetric{
 		func(s *provider.Stats) uint64 { return s.LateReplies }},
 	{"networkcluster_provider_requests_received_total", "counter", "Requests received from Consumers (resends included).",
 		func(s *provider.Stats) uint64 { return s.RequestsReceived }},
+	{"networkcluster_provider_requests_redelivered_total", "counter", "Requests received flagged as resent after a reconnect (included in requests_received_total).",
+		func(s *provider.Stats) uint64 { return s.RequestsRedelivered }},
 	{"networkcluster_provider_replies_sent_total", "counter", "Replies and error replies sent to Consumers.",
 		func(s *provider.Stats) uint64 { return s.RepliesSent }},
 	{"networkcluster_provider_duplicate_requests_total", "counter", "Resent requests recognised as already handled (answered again without running OnRequest).",

@@ -90,6 +90,8 @@ var providerSpecs = []spec[provider.Stats]{
 		one(func(s *provider.Stats) float64 { return float64(s.LateReplies) })},
 	{Metric{"networkcluster_provider_requests_received_total", "counter", "", "Requests received from Consumers (resends included)."},
 		one(func(s *provider.Stats) float64 { return float64(s.RequestsReceived) })},
+	{Metric{"networkcluster_provider_requests_redelivered_total", "counter", "", "Requests received flagged as resent after a reconnect (included in requests_received_total)."},
+		one(func(s *provider.Stats) float64 { return float64(s.RequestsRedelivered) })},
 	{Metric{"networkcluster_provider_replies_sent_total", "counter", "", "Replies and error replies sent to Consumers."},
 		one(func(s *provider.Stats) float64 { return float64(s.RepliesSent) })},
 	{Metric{"networkcluster_provider_duplicate_requests_total", "counter", "", "Resent requests recognised as already handled (answered again without running OnRequest)."},
