@@ -57,9 +57,10 @@ type Provider struct {
 	authSem  chan struct{}
 	stopOnce sync.Once
 
-	connMu sync.RWMutex
-	conns  []*Connection // open and closing connections
-	byID   map[string]*Connection
+	connMu  sync.RWMutex
+	conns   []*Connection // open and closing connections
+	byID    map[string]*Connection
+	lenWait lenWaiters // WaitLen
 
 	dlMu      sync.Mutex
 	deadlines map[*Connection]struct{}
@@ -136,7 +137,9 @@ func (p *Provider) Start() error {
 		Logger:     p.o.Logger,
 	}
 	var err error
-	if p.tlsConfig != nil {
+	if p.o.Listener != nil {
+		p.pl, err = p.serveListener(po)
+	} else if p.tlsConfig != nil {
 		var ln net.Listener
 		ln, err = net.Listen(p.o.Network, p.o.Addr)
 		if err == nil {
@@ -588,6 +591,7 @@ func (p *Provider) register(c *Connection) {
 	p.conns = append(p.conns, c)
 	p.byID[c.id] = c
 	p.connMu.Unlock()
+	p.lenWait.changed()
 }
 
 func (p *Provider) unregister(c *Connection) {
@@ -607,6 +611,7 @@ func (p *Provider) unregister(c *Connection) {
 	p.conns = p.conns[:last]
 	c.regIndex = -1
 	delete(p.byID, c.id)
+	p.lenWait.changed() // under connMu: harmless, it only closes a channel
 }
 
 // --- timers ---
