@@ -412,9 +412,10 @@ type Request struct {
 // OnRequest returns; copy it to keep it.
 func (r *Request) Message() Message { return r.msg }
 
-// Redelivered reports whether the request was flagged as sent again. The
-// Provider does not resend its requests (it sends the work to another
-// connection instead), so this is false today; it is here for symmetry.
+// Redelivered reports whether the request was flagged as sent again: a
+// Provider's job queue (provider.Queue) sets it on a job that an earlier
+// worker may have run (that worker was lost, timed out or failed it
+// retryably). Handle such jobs idempotently.
 func (r *Request) Redelivered() bool { return r.redelivered }
 
 // Reply answers the request with data (text must be UTF-8; data is not

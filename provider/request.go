@@ -212,15 +212,20 @@ func (c *Connection) SupportsRequests() bool { return c.v2 }
 //   - the errors of [Connection.Send] (ErrClosed, ErrBackpressure,
 //     ErrInvalidUTF8): nothing was sent.
 func (c *Connection) Request(ctx context.Context, binary bool, data []byte) (Message, error) {
+	return c.request(ctx, binary, data, 0)
+}
+
+// request is Request with extra envelope flags (FlagRedelivered, for a
+// Queue's redelivery).
+func (c *Connection) request(ctx context.Context, binary bool, data []byte, flags byte) (Message, error) {
 	if !c.v2 {
 		return Message{}, ErrNotSupported
 	}
-	var flags byte
 	if !binary {
 		if !frame.ValidUTF8(data) {
 			return Message{}, ErrInvalidUTF8
 		}
-		flags = proto.FlagText
+		flags |= proto.FlagText
 	}
 	p := c.p
 	t := c.pendingTable()
