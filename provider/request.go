@@ -82,8 +82,8 @@ func (o *Options) requestDefaults() error {
 // request. Test for it with errors.As.
 type RemoteError struct {
 	// Code is 1 (nothing handles requests there), 2 (the handler
-	// panicked), 3 (the other side is shutting down), or an application
-	// code of 1000 or more passed to Fail.
+	// panicked), 3 (the other side is shutting down), 4 (refused), or an
+	// application code of 1000 or more passed to Fail.
 	Code uint16
 	// Reason is the text given to Fail (at most 123 bytes).
 	Reason string
@@ -393,6 +393,8 @@ func (c *Connection) onEnvelope(data []byte) error {
 			return errInvalidText
 		}
 		c.onRequest(e)
+	case proto.KindControl:
+		c.onSubscription(e)
 	default:
 		if e.Text && !frame.ValidUTF8(e.Payload) {
 			return errInvalidText
