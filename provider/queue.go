@@ -331,8 +331,9 @@ func (q *Queue) SubmitAsync(ctx context.Context, binary bool, data []byte, done 
 		return ErrServerClosed
 	case q.queued >= q.o.MaxQueued:
 		q.refused++
+		n := q.queued
 		q.mu.Unlock()
-		return fmt.Errorf("%w: %d jobs wait", ErrQueueFull, q.queued)
+		return fmt.Errorf("%w: %d jobs wait", ErrQueueFull, n)
 	}
 	q.submitted++
 	j.stopCtx = context.AfterFunc(ctx, func() { q.ctxDone(j) })
@@ -556,6 +557,24 @@ func (q *Queue) Stats() QueueStats {
 	q.mu.Unlock()
 	s.JobLatency, s.AttemptLatency = summarize(jl), summarize(al)
 	return s
+}
+
+// QueueWorker is one worker of a Queue.
+type QueueWorker struct {
+	Conn *Connection
+	// InFlight is the number of the queue's jobs it holds unanswered.
+	InFlight int
+}
+
+// Workers returns the queue's workers now, with their jobs in flight.
+func (q *Queue) Workers() []QueueWorker {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]QueueWorker, len(q.list))
+	for i, w := range q.list {
+		out[i] = QueueWorker{Conn: w.c, InFlight: w.inFlight}
+	}
+	return out
 }
 
 // Close stops taking jobs (Submit returns ErrQueueClosed) and waits until

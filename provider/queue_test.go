@@ -85,10 +85,10 @@ func echoJob(r *consumer.Request) {
 // laterEcho returns a func that answers r as echoJob does, from any
 // goroutine after OnRequest returned (the request's Data is only valid
 // during the call, so it is copied now).
-func laterEcho(r *consumer.Request) func() {
+func laterEcho(r *consumer.Request) func() error {
 	m := r.Message()
 	out := append([]byte("done:"), m.Data...)
-	return func() { _ = r.Reply(m.Binary, out) }
+	return func() error { return r.Reply(m.Binary, out) }
 }
 
 // Jobs spread over the workers, each answered once with its own result;
