@@ -523,11 +523,11 @@ func TestQueuePick(t *testing.T) {
 // connection: the handler answers from its own goroutine, and the
 // Consumer's read loop keeps answering pings meanwhile.
 func TestQueueLongJobKeepsWorker(t *testing.T) {
-	p := startProvider(t, provider.Options{Heartbeat: provider.Heartbeat{Interval: 20 * time.Millisecond}})
+	p := startProvider(t, provider.Options{Heartbeat: provider.Heartbeat{Interval: 100 * time.Millisecond}})
 	w := startWorker(t, p, func(r *consumer.Request) {
 		reply := laterEcho(r)
 		go func() {
-			time.Sleep(300 * time.Millisecond) // 15 heartbeat intervals
+			time.Sleep(700 * time.Millisecond) // 7 heartbeat intervals
 			reply()
 		}()
 	}, consumer.Options{})
