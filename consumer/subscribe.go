@@ -40,6 +40,10 @@ type ctlCall struct {
 // Options.RequestTimeout when ctx has no deadline): a late acceptance is
 // then undone; [ErrNotConnected], [ErrNotSupported] (the connection did not
 // negotiate requests), [ErrClosed] or [ErrInvalidTopic].
+//
+// The answer is read by the goroutine that runs OnOpen, OnMessage and
+// OnRequest: call Subscribe from elsewhere (from one of them it waits for
+// its timeout).
 func (c *Consumer) Subscribe(ctx context.Context, topic string) error {
 	return c.control(ctx, proto.ControlSubscribe, topic)
 }
