@@ -336,7 +336,9 @@ func (q *Queue) SubmitAsync(ctx context.Context, binary bool, data []byte, done 
 		return fmt.Errorf("%w: %d jobs wait", ErrQueueFull, n)
 	}
 	q.submitted++
-	j.stopCtx = context.AfterFunc(ctx, func() { q.ctxDone(j) })
+	if ctx.Done() != nil {
+		j.stopCtx = context.AfterFunc(ctx, func() { q.ctxDone(j) })
+	}
 	q.wait.pushBack(j)
 	q.queued++
 	q.dispatchLocked()
@@ -429,7 +431,9 @@ func (q *Queue) run(ctx context.Context, j *job, w *qworker, flags byte) {
 		q.attLat.add(took)
 		q.jobLat.add(time.Since(j.submitted))
 		q.checkDrainedLocked()
-		j.stopCtx()
+		if j.stopCtx != nil {
+			j.stopCtx()
+		}
 		q.dispatchLocked()
 		q.mu.Unlock()
 		j.done(msg, nil)
