@@ -72,6 +72,7 @@ type Provider struct {
 	sessions map[string]*session // de-duplication windows by Consumer session
 
 	observers []Observer // set before Start (observer.go)
+	queues queueRegistry // job queues told of workers (queue.go)
 
 	stats counters
 }
@@ -234,6 +235,7 @@ func (p *Provider) Close() error {
 }
 
 func (p *Provider) stop() {
+	p.queuesStop()
 	p.lifeMu.Lock() // a Start in progress finishes first
 	p.lifeMu.Unlock()
 	p.stopOnce.Do(func() {
@@ -387,6 +389,7 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 		p.detachSession(c.sess)
 	}
 	p.unregister(c)
+	p.queuesClosed(c)
 	p.stats.closed.Add(1)
 	code, reason := c.closeStatus()
 	if code == 0 {
@@ -567,6 +570,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		// Shutdown began during the upgrade and may have missed it.
 		c.closeWith(frame.CloseGoingAway, "provider shutting down")
 	}
+	p.queuesOpened(c)
 	return true
 }
 
