@@ -71,8 +71,8 @@ type Provider struct {
 	sessMu   sync.Mutex
 	sessions map[string]*session // de-duplication windows by Consumer session
 
-	observers []Observer // set before Start (observer.go)
-	queues queueRegistry // job queues told of workers (queue.go)
+	observers []Observer    // set before Start (observer.go)
+	queues    queueRegistry // job queues told of workers (queue.go)
 
 	stats counters
 }
