@@ -194,6 +194,13 @@ func TestRunAgainstPlainEchoServer(t *testing.T) {
 			t.Errorf("%s: exit %d\n%s", sc, code, out.String())
 		}
 	}
+	// Without --server-pid the server's figures are said to be missing.
+	var noPid bytes.Buffer
+	if code := realMain(testCtx(t, 60*time.Second), []string{"run", "--target", target, "--scenario", "echo", "--conns", "2",
+		"--duration", "200ms", "--warmup", "100ms", "--svg", "none", "-q"}, &noPid, &noPid); code != 0 ||
+		!strings.Contains(noPid.String(), "server CPU and memory not available: give --server-pid") {
+		t.Errorf("echo without --server-pid: exit %d\n%s", code, noPid.String())
+	}
 	// The offer of --compressor in a scenario other than compress.
 	var out bytes.Buffer
 	args := []string{"run", "--target", target, "--scenario", "echo", "--conns", "2", "--compressor", "SHARED_COMPRESSOR",
