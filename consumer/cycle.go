@@ -122,6 +122,7 @@ func (c *Consumer) serve(s *session) {
 	c.wmu.Lock()
 	c.wc = s.nc
 	c.closeSent = false
+	c.dead, c.werr = false, nil
 	c.sentCode, c.sentWhy = 0, ""
 	c.comp = s.comp
 	c.wmu.Unlock()
@@ -147,7 +148,14 @@ func (c *Consumer) serve(s *session) {
 	}
 	c.mu.Unlock()
 
+	c.disp.start()
 	code, reason := c.readLoop(s.nc)
+	// The connection is over (sends already fail): end TCP now rather than
+	// after the handlers have caught up.
+	_ = s.nc.Close()
+	// The messages read before the loss are handled before OnDisconnect
+	// (unless Destroy was called: they are then skipped).
+	c.disp.finish()
 
 	c.mu.Lock()
 	c.ready = false

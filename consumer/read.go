@@ -113,6 +113,19 @@ func (c *Consumer) readLoop(nc net.Conn) (frame.CloseCode, string) {
 			rd.lostCause = err
 		}
 	}
+	// From here on the connection is known lost or closing: sends fail at
+	// once and Connected reports false, while the close handshake finishes
+	// and the handlers catch up.
+	c.wmu.Lock()
+	c.dead = true
+	werr := c.werr
+	c.wmu.Unlock()
+	c.connected.Store(false)
+	if werr != nil && (rd.lostCause == nil || errors.Is(rd.lostCause, net.ErrClosed)) {
+		// A send failed and closed the connection under the reader: the
+		// write error is the cause, not the closed socket.
+		rd.lostCause = werr
+	}
 	if rd.gotClose || rd.failed || c.closing() {
 		c.drain(nc)
 	}
@@ -154,6 +167,7 @@ func (c *Consumer) fail(ce *frame.CloseError) {
 	rd := &c.rd
 	rd.failed, rd.failCode, rd.failWhy = true, ce.Code, ce.Reason
 	c.reportError(ce)
+	c.disp.wait(c.cfg.CloseTimeout) // as for a close frame received
 	c.sendClose(ce.Code, ce.Reason)
 }
 
@@ -324,7 +338,10 @@ func (c *Consumer) handleFrame(h frame.Header, p []byte) error {
 			return err
 		}
 		rd.gotClose, rd.recvCode, rd.recvWhy = true, code, string(reason)
-		// RFC 6455 §5.5.1: answer with a close frame, echoing the code.
+		// RFC 6455 §5.5.1: answer with a close frame, echoing the code,
+		// once the messages read before it have been handled (for at
+		// most CloseTimeout), so that their replies go out first.
+		c.disp.wait(c.cfg.CloseTimeout)
 		c.sendClose(code, string(reason))
 		return errStop
 	}
@@ -347,7 +364,8 @@ func (c *Consumer) handleFrame(h frame.Header, p []byte) error {
 }
 
 // deliver inflates a compressed message, swallows the text heartbeat, and
-// hands the message to OnMessage. It releases msg afterwards.
+// queues the message for OnMessage on the dispatcher. It releases msg
+// afterwards unless the queued message took it over.
 func (c *Consumer) deliver(op frame.Opcode, compressed bool, data []byte) error {
 	rd := &c.rd
 	var out *buffer
@@ -400,10 +418,31 @@ func (c *Consumer) deliver(op frame.Opcode, compressed bool, data []byte) error 
 			return nil
 		}
 	}
-	if f := c.cfg.OnMessage; f != nil && !c.destroyed.Load() {
-		f(Message{Binary: op == frame.OpBinary, Data: data})
+	if c.cfg.OnMessage == nil || c.destroyed.Load() {
+		return nil
 	}
+	// Hand the message to the dispatcher, which runs OnMessage off the read
+	// loop. The item owns a buffer holding the payload: the inflated one,
+	// the pooled one the message was assembled in, or a copy of the bytes
+	// in the read buffer (which the reader reuses at once).
+	it := item{binary: op == frame.OpBinary, size: int64(len(data))}
+	switch {
+	case len(data) == 0:
+	case out != nil:
+		it.buf, out = out, nil
+	case rd.msg != nil && len(rd.msg.b) == len(data) && &rd.msg.b[0] == &data[0]:
+		it.buf, rd.msg = rd.msg, nil
+	default:
+		it.buf = c.disp.buffer(len(data))
+		it.buf.b = append(it.buf.b, data...)
+	}
+	c.disp.enqueue(it)
 	return nil
+}
+
+// runMessage is the dispatcher's handler for a message item.
+func (c *Consumer) runMessage(it *item, data []byte) {
+	c.cfg.OnMessage(Message{Binary: it.binary, Data: data})
 }
 
 var textPong = []byte(proto.TextPong)

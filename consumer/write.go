@@ -49,7 +49,7 @@ func (c *Consumer) SendBinary(p []byte) error {
 func (c *Consumer) send(op frame.Opcode, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.wc == nil || c.closeSent {
+	if c.wc == nil || c.closeSent || c.dead {
 		if c.isClosed.Load() {
 			return ErrClosed
 		}
@@ -116,6 +116,9 @@ func (c *Consumer) writeFrameLocked(op frame.Opcode, rsv1 bool, payload []byte, 
 	}
 	if err != nil {
 		// Part of a frame may have gone out: the stream is unusable.
+		if !c.closeSent && c.werr == nil {
+			c.werr = err
+		}
 		c.closeSent = true
 		_ = c.wc.Close()
 		return fmt.Errorf("consumer: send: %w", err)
