@@ -27,6 +27,11 @@ type reader struct {
 	// stream > 0 while the payload of a large data frame is read straight
 	// into msg: the bytes still to come.
 	stream int64
+	// begun is set once the frame at r, which fits buf but has not all
+	// arrived, went through asm.Begin; fed is how many of its payload bytes
+	// asm.Payload has checked (text is validated as it arrives).
+	begun bool
+	fed   int
 
 	dec *compress.Decompressor
 
@@ -66,6 +71,7 @@ func (rd *reader) reset(cfg *config, s *session) {
 	rd.opts = frame.ParseOptions{Role: frame.RoleClient, AllowRSV1: s.deflate, MaxPayload: wire}
 	rd.asm.Reset()
 	rd.asm.SetMaxPayload(wire)
+	rd.begun, rd.fed = false, 0
 	rd.release()
 	rd.dec = s.dec
 	rd.headerHB = s.interval
@@ -225,6 +231,21 @@ func (c *Consumer) frames(nc net.Conn) error {
 					rd.stream = h.Length
 					continue
 				}
+				// The frame fits the buffer but has not all arrived:
+				// check what has (a text frame fails at its first
+				// invalid byte, not at its end).
+				if !rd.begun {
+					if err := rd.asm.Begin(h); err != nil {
+						return err
+					}
+					rd.begun, rd.fed = true, 0
+				}
+				if got := rd.w - rd.r - n; got > rd.fed {
+					if err := rd.asm.Payload(rd.buf[rd.r+n+rd.fed : rd.r+n+got]); err != nil {
+						return err
+					}
+					rd.fed = got
+				}
 				want = int(total)
 			} else {
 				want = rd.w - rd.r + need
@@ -323,7 +344,13 @@ func (c *Consumer) streamPayload(nc net.Conn) error {
 // buffer.
 func (c *Consumer) handleFrame(h frame.Header, p []byte) error {
 	rd := &c.rd
-	if err := rd.asm.Begin(h); err != nil {
+	fed := 0
+	if rd.begun {
+		// Begun while the frame was arriving; its first fed bytes are
+		// checked.
+		fed = rd.fed
+		rd.begun, rd.fed = false, 0
+	} else if err := rd.asm.Begin(h); err != nil {
 		return err
 	}
 	switch h.Op {
@@ -345,7 +372,7 @@ func (c *Consumer) handleFrame(h frame.Header, p []byte) error {
 		c.sendClose(code, string(reason))
 		return errStop
 	}
-	if err := rd.asm.Payload(p); err != nil {
+	if err := rd.asm.Payload(p[fed:]); err != nil {
 		return err
 	}
 	done, op, compressed, err := rd.asm.End()
