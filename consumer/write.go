@@ -1,7 +1,10 @@
 package consumer
 
 import (
+	"crypto/tls"
 	"encoding/binary"
+	"errors"
+	"os"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -94,9 +97,6 @@ func (c *Consumer) writeFrameLocked(op frame.Opcode, rsv1 bool, payload []byte, 
 		b = getBuffer(min(size, maxWriteChunk))
 		buf = frame.AppendHeader(b.b[:0], h)
 	}
-	if timeout > 0 {
-		_ = c.wc.SetWriteDeadline(time.Now().Add(timeout))
-	}
 	pos, off := 0, 0
 	var err error
 	for {
@@ -105,7 +105,7 @@ func (c *Consumer) writeFrameLocked(op frame.Opcode, rsv1 bool, payload []byte, 
 		buf = append(buf, payload[off:off+k]...)
 		pos = frame.Mask(buf[start:], key, pos)
 		off += k
-		if _, err = c.wc.Write(buf); err != nil || off == len(payload) {
+		if err = c.writeAllLocked(buf, timeout); err != nil || off == len(payload) {
 			break
 		}
 		buf = buf[:0]
@@ -122,6 +122,38 @@ func (c *Consumer) writeFrameLocked(op frame.Opcode, rsv1 bool, payload []byte, 
 		c.closeSent = true
 		_ = c.wc.Close()
 		return fmt.Errorf("consumer: send: %w", err)
+	}
+	return nil
+}
+
+// tlsPiece is the most bytes handed to a TLS connection per write deadline:
+// one TLS record. crypto/tls cannot resume a write that timed out, so the
+// no-progress timeout is applied per record instead.
+const tlsPiece = 16 << 10
+
+// writeAllLocked writes b with timeout as a no-progress timeout: the
+// deadline is re-armed for each write, and a write that timed out after
+// the kernel took some bytes goes on with the rest. So a send fails only
+// when no byte moved for timeout, however long the whole frame takes.
+// c.wmu must be held.
+func (c *Consumer) writeAllLocked(b []byte, timeout time.Duration) error {
+	_, isTLS := c.wc.(*tls.Conn)
+	for len(b) > 0 {
+		p := b
+		if isTLS && len(p) > tlsPiece {
+			p = p[:tlsPiece]
+		}
+		if timeout > 0 {
+			_ = c.wc.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		n, err := c.wc.Write(p)
+		b = b[n:]
+		if err != nil {
+			if n > 0 && !isTLS && errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // progress within the timeout: not stalled
+			}
+			return err
+		}
 	}
 	return nil
 }
