@@ -24,11 +24,16 @@ type item struct {
 	// fn runs the item; nil means a message for OnMessage. It runs on the
 	// dispatcher goroutine. data is buf's bytes (nil for no buf).
 	fn func(it *item, data []byte)
-	// id is free for fn's use (a request id, say).
-	id     uint64
-	binary bool
-	size   int64 // bytes counted against QueueBytes
-	stop   bool  // the last item of a connection: the dispatcher exits
+	// off is where the payload starts in buf (after a v2 envelope header).
+	off int
+	// id, gen and redelivered are a request's: its id, the connection it
+	// came on, and its redelivered flag.
+	id          uint64
+	gen         uint64
+	redelivered bool
+	binary      bool
+	size        int64 // bytes counted against QueueBytes
+	stop        bool  // the last item of a connection: the dispatcher exits
 }
 
 // dispatcher is the queue and the state of its goroutine. The queue, the

@@ -34,6 +34,7 @@ type reader struct {
 	fed   int
 
 	dec *compress.Decompressor
+	v2  bool // binary messages carry a request envelope
 
 	// Heartbeat.
 	headerHB  time.Duration // announced in the upgrade response
@@ -74,6 +75,7 @@ func (rd *reader) reset(cfg *config, s *session) {
 	rd.begun, rd.fed = false, 0
 	rd.release()
 	rd.dec = s.dec
+	rd.v2 = s.v2
 	rd.headerHB = s.interval
 	rd.textHB = 0
 	rd.firstData = true
@@ -445,14 +447,24 @@ func (c *Consumer) deliver(op frame.Opcode, compressed bool, data []byte) error 
 			return nil
 		}
 	}
-	if c.cfg.OnMessage == nil || c.destroyed.Load() {
-		return nil
+	it := item{binary: op == frame.OpBinary}
+	if op == frame.OpBinary && rd.v2 {
+		var ok bool
+		var err error
+		if it, ok, err = c.onEnvelope(data); err != nil || !ok {
+			return err
+		}
+	} else {
+		c.stats.messagesIn.Add(1)
+		if c.cfg.OnMessage == nil || c.destroyed.Load() {
+			return nil
+		}
 	}
-	// Hand the message to the dispatcher, which runs OnMessage off the read
-	// loop. The item owns a buffer holding the payload: the inflated one,
-	// the pooled one the message was assembled in, or a copy of the bytes
-	// in the read buffer (which the reader reuses at once).
-	it := item{binary: op == frame.OpBinary, size: int64(len(data))}
+	// Hand the message to the dispatcher, which runs its handler off the
+	// read loop. The item owns a buffer holding the payload: the inflated
+	// one, the pooled one the message was assembled in, or a copy of the
+	// bytes in the read buffer (which the reader reuses at once).
+	it.size = int64(len(data))
 	switch {
 	case len(data) == 0:
 	case out != nil:
@@ -467,9 +479,12 @@ func (c *Consumer) deliver(op frame.Opcode, compressed bool, data []byte) error 
 	return nil
 }
 
-// runMessage is the dispatcher's handler for a message item.
+// runMessage is the dispatcher's handler for a message item; the payload
+// starts at it.off (after a v2 envelope header).
 func (c *Consumer) runMessage(it *item, data []byte) {
-	c.cfg.OnMessage(Message{Binary: it.binary, Data: data})
+	if f := c.cfg.OnMessage; f != nil {
+		f(Message{Binary: it.binary, Data: data[it.off:]})
+	}
 }
 
 var textPong = []byte(proto.TextPong)

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/proto"
 )
 
 // maxWriteChunk is the largest buffer one frame is encoded into: a larger
@@ -57,6 +58,30 @@ func (c *Consumer) send(op frame.Opcode, p []byte) error {
 			return ErrClosed
 		}
 		return ErrNotConnected
+	}
+	var env []byte
+	if op == frame.OpBinary && c.v2.Load() {
+		env = envPlain
+	}
+	if err := c.writeDataLocked(op, env, p); err != nil {
+		return err
+	}
+	c.stats.messagesOut.Add(1)
+	return nil
+}
+
+// envPlain is the envelope of a plain binary message on a v2 connection.
+var envPlain = []byte{proto.KindMessage}
+
+// writeDataLocked writes one data message whose payload is env (a v2
+// envelope header, or empty) followed by p, compressed when negotiated and
+// above the threshold. c.wmu must be held and the connection open.
+func (c *Consumer) writeDataLocked(op frame.Opcode, env, p []byte) error {
+	if len(env) > 0 {
+		j := getBuffer(len(env) + len(p))
+		j.b = append(append(j.b, env...), p...)
+		defer putBuffer(j)
+		p = j.b
 	}
 	if c.comp != nil && len(p) >= c.cfg.CompressThreshold {
 		b := getBuffer(len(p) + 64)

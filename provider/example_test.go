@@ -119,7 +119,7 @@ func ExampleAuthHandler() {
 		Addr: "127.0.0.1:0",
 		Auth: provider.Auth{
 			Parameters: map[string]string{"key": "SECRET_KEY"},
-			Handler: func(ctx context.Context, r *provider.Request, params url.Values) (bool, error) {
+			Handler: func(ctx context.Context, r *provider.Handshake, params url.Values) (bool, error) {
 				return strings.HasPrefix(r.Header.Get("Authorization"), "Bearer "), nil
 			},
 		},

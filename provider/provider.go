@@ -67,6 +67,9 @@ type Provider struct {
 	topicMu sync.RWMutex
 	topics  map[string]*topic
 
+	sessMu   sync.Mutex
+	sessions map[string]*session // de-duplication windows by Consumer session
+
 	stats counters
 }
 
@@ -82,6 +85,7 @@ func New(o Options) (*Provider, error) {
 		byID:      make(map[string]*Connection),
 		deadlines: make(map[*Connection]struct{}),
 		topics:    make(map[string]*topic),
+		sessions:  make(map[string]*session),
 		done:      make(chan struct{}),
 		authSem:   make(chan struct{}, o.Auth.MaxPending),
 		hbHeader:  heartbeatHeader(&o),
@@ -371,6 +375,12 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 	if prev < StateOpen {
 		return
 	}
+	if t := c.pending.Load(); t != nil {
+		t.failAll(p, err)
+	}
+	if c.sess != nil {
+		p.detachSession(c.sess)
+	}
 	p.unregister(c)
 	p.stats.closed.Add(1)
 	code, reason := c.closeStatus()
@@ -514,6 +524,10 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	p.disarmDeadline(c)
 	c.id = uuid.NewString()
 	c.params = hs.params
+	c.v2 = hs.v2
+	if c.v2 && hs.session != "" {
+		p.attachSession(c, hs.session)
+	}
 	c.lastPing.Store(time.Now().UnixNano())
 	if hs.extOK {
 		cfg := compress.NewConfig(p.o.Compressor, hs.extResp, true)
@@ -619,6 +633,8 @@ func (p *Provider) timerLoop() {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	next := time.Now().Add(p.o.Heartbeat.Interval)
+	const sweepEvery = 5 * time.Second
+	nextSweep := time.Now().Add(sweepEvery)
 	var expired []*Connection
 	for {
 		select {
@@ -626,6 +642,10 @@ func (p *Provider) timerLoop() {
 			return
 		case now := <-t.C:
 			expired = p.expire(now, expired[:0])
+			if !now.Before(nextSweep) {
+				nextSweep = now.Add(sweepEvery)
+				p.sweepSessions(now)
+			}
 			if p.o.Heartbeat.Mode != HeartbeatOff && !now.Before(next) {
 				next = now.Add(p.o.Heartbeat.Interval)
 				p.heartbeat()
