@@ -271,3 +271,34 @@ func TestFullQueuePausesReading(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowRequestHandlerKeepsConnection: OnRequest runs off the read loop
+// like OnMessage: a 1.5 s request handler under a 200 ms heartbeat keeps
+// its connection, and its reply reaches the Provider's Request.
+func TestSlowRequestHandlerKeepsConnection(t *testing.T) {
+	conns := make(chan *provider.Connection, 1)
+	p := startProvider(t, provider.Options{
+		Heartbeat: provider.Heartbeat{Interval: 200 * time.Millisecond},
+		OnOpen:    func(c *provider.Connection) { conns <- c },
+	})
+	c, ev := newConsumer(t, p.Port(), func(o *Options) {
+		o.OnRequest = func(r *Request) {
+			time.Sleep(1500 * time.Millisecond)
+			_ = r.Reply(false, append([]byte("done "), r.Message().Data...))
+		}
+	})
+	if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	pc := <-conns
+	if !pc.SupportsRequests() {
+		t.Fatal("requests not negotiated")
+	}
+	m, err := pc.Request(ctxT(t, 20*time.Second), false, []byte("job"))
+	if err != nil || string(m.Data) != "done job" {
+		t.Fatalf("Request = %q, %v", m.Data, err)
+	}
+	if opens, disc, _, _, _ := ev.snapshot(); opens != 1 || len(disc) != 0 || p.Stats().HeartbeatKills != 0 {
+		t.Fatalf("opens %d, disconnects %v, heartbeat kills %d", opens, disc, p.Stats().HeartbeatKills)
+	}
+}
