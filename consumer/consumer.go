@@ -103,7 +103,7 @@ func New(o Options) (*Consumer, error) {
 	c.addrIdx = rand.New(c.rng).IntN(len(cfg.urls)) // the start among Addrs
 	c.addr.Store(&cfg.urls[c.addrIdx].hostPort)
 	c.dialer = c.newDialer()
-	c.disp.init(cfg.QueueLength, cfg.QueueBytes, cfg.ReadBufferSize, c.runMessage, c.destroyed.Load)
+	c.disp.init(cfg.QueueLength, cfg.QueueBytes, c.runMessage, c.destroyed.Load)
 	return c, nil
 }
 

@@ -173,7 +173,6 @@ func (c *Consumer) serve(s *session) {
 	}
 	c.mu.Unlock()
 
-	c.disp.start()
 	code, reason := c.readLoop(s.nc)
 	// The connection is over (sends already fail): end TCP now rather than
 	// after the handlers have caught up.

@@ -8,10 +8,10 @@
 // Consumers in one process (the load test does):
 //
 //   - one goroutine per Consumer, which dials, reads, waits between
-//     reconnect attempts and runs the connection events, plus one per
-//     open connection that runs OnMessage; no timer goroutines: the
-//     heartbeat cutoff is the connection's read deadline, re-armed on each
-//     ping;
+//     reconnect attempts and runs the connection events, plus one that
+//     runs OnMessage while messages arrive (it exits after a second
+//     without); no timer goroutines: the heartbeat cutoff is the
+//     connection's read deadline, re-armed on each ping;
 //   - a small fixed read buffer per connection ([Options.ReadBufferSize]);
 //     larger messages borrow pooled buffers and return them after delivery;
 //   - no allocation per message sent or received in steady state;
@@ -54,7 +54,9 @@
 // Consumer's goroutine; nothing is read from the connection while OnOpen
 // runs, so it should return promptly.
 //
-// OnMessage runs on a dispatcher goroutine apart from the reader: while it
+// OnMessage (and OnRequest) runs on a dispatcher goroutine apart from the
+// reader, and Message.Data is a copy in a pooled buffer that is reused once
+// the handler returns: while it
 // works, the connection is still read, pings are answered, a lost
 // connection is noticed (sends then fail and [Consumer.Connected] turns
 // false) and the close handshake runs. Messages wait for OnMessage in a

@@ -66,7 +66,6 @@ func runReaderDeflate(t testing.TB, in []byte, mod func(*Options), deflate bool)
 	}
 	c.wc = fc
 	c.rd.reset(c.cfg, s)
-	c.disp.start()
 	code, _ := c.readLoop(fc)
 	c.disp.finish()
 	c.rd.release()

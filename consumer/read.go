@@ -475,7 +475,7 @@ func (c *Consumer) deliver(op frame.Opcode, compressed bool, data []byte) error 
 		it.buf = c.disp.buffer(len(data))
 		it.buf.b = append(it.buf.b, data...)
 	}
-	c.disp.enqueue(it)
+	c.disp.enqueue(it, nil)
 	return nil
 }
 

@@ -322,7 +322,7 @@ func (c *Consumer) onEnvelope(data []byte) (it item, ok bool, err error) {
 	if e.Text && !utf8.Valid(e.Payload) {
 		return it, false, &frame.CloseError{Code: frame.CloseInvalidPayload, Reason: "text payload is not valid UTF-8"}
 	}
-	it.off = len(data) - len(e.Payload) // the payload ends the envelope
+	it.off = int32(len(data) - len(e.Payload)) // the payload ends the envelope
 	switch e.Kind {
 	case proto.KindMessage:
 		c.stats.messagesIn.Add(1)
@@ -330,7 +330,7 @@ func (c *Consumer) onEnvelope(data []byte) (it item, ok bool, err error) {
 		return it, c.cfg.OnMessage != nil && !c.destroyed.Load(), nil
 	case proto.KindRequest:
 		c.stats.requestsIn.Add(1)
-		it.fn, it.id, it.gen = c.runRequest, e.ID, c.gen.Load()
+		it.fn, it.id = c.runRequest, e.ID
 		it.binary, it.redelivered = !e.Text, e.Redelivered
 		return it, true, nil
 	}
@@ -366,7 +366,9 @@ func (c *Consumer) runRequest(it *item, data []byte) {
 		return
 	}
 	msg := Message{Binary: it.binary, Data: data[it.off:]}
-	gen, id := it.gen, it.id
+	// The dispatcher runs a connection's items before the next connection
+	// opens, so the current generation is the request's.
+	gen, id := c.gen.Load(), it.id
 	if f := c.cfg.OnRequest; f != nil {
 		r := &Request{c: c, id: id, gen: gen, msg: msg, redelivered: it.redelivered}
 		if v := callRequest(f, r); v != nil {
