@@ -55,11 +55,10 @@
 // runs, so it should return promptly.
 //
 // OnMessage (and OnRequest) runs on a dispatcher goroutine apart from the
-// reader, and Message.Data is a copy in a pooled buffer that is reused once
-// the handler returns: while it
-// works, the connection is still read, pings are answered, a lost
-// connection is noticed (sends then fail and [Consumer.Connected] turns
-// false) and the close handshake runs. Messages wait for OnMessage in a
+// reader; Message.Data is a copy in a pooled buffer, reused once the handler
+// returns. While a handler works, the connection is still read, pings are
+// answered, a lost connection is noticed (sends then fail and
+// [Consumer.Connected] turns false) and the close handshake runs. Messages wait for OnMessage in a
 // bounded queue ([Options.QueueLength], [Options.QueueBytes]); when it is
 // full, reading pauses until OnMessage catches up, so nothing is dropped and
 // TCP flow control pushes back on the Provider. When the Provider closes,
