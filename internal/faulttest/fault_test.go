@@ -144,19 +144,31 @@ func (ch *child) kill() {
 }
 
 // await reads the child's lines until match accepts one, for at most d;
-// a line "GAVEUP ..." or "ERROR ..." fails the test at once.
-func (ch *child) await(d time.Duration, what string, match func(line string) bool) string {
+// a line "GAVEUP ..." or "ERROR ..." fails the test at once, from this
+// child or from any of watch (whose other lines are dropped).
+func (ch *child) await(d time.Duration, what string, match func(line string) bool, watch ...*child) string {
 	ch.t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	var other <-chan string
+	if len(watch) > 0 {
+		other = watch[0].lines
+	}
+	bad := func(line string) bool {
+		return strings.HasPrefix(line, "GAVEUP") || strings.HasPrefix(line, "ERROR")
+	}
 	for {
 		select {
 		case line := <-ch.lines:
-			if strings.HasPrefix(line, "GAVEUP") || strings.HasPrefix(line, "ERROR") {
+			if bad(line) {
 				ch.t.Fatalf("waiting for %s: the child reported %q", what, line)
 			}
 			if match(line) {
 				return line
+			}
+		case line := <-other:
+			if bad(line) {
+				ch.t.Fatalf("waiting for %s: the other child reported %q", what, line)
 			}
 		case <-ch.done:
 			ch.t.Fatalf("waiting for %s: the child exited", what)
@@ -265,13 +277,25 @@ func TestFleetSurvivesProviderRestart(t *testing.T) {
 	fl.await(30*time.Second, "the fleet to see the loss", count("OPEN", 0))
 	t.Logf("all %d Consumers saw the loss after %v", fleet, time.Since(killed))
 
-	time.Sleep(away - time.Since(killed))
+	// Meanwhile none of the fleet may give up.
+	wait := time.NewTimer(away - time.Since(killed))
+	defer wait.Stop()
+	for waiting := true; waiting; {
+		select {
+		case line := <-fl.lines:
+			if strings.HasPrefix(line, "GAVEUP") {
+				t.Fatalf("a Consumer gave up %v after the Provider went away: %q", time.Since(killed), line)
+			}
+		case <-wait.C:
+			waiting = false
+		}
+	}
 	prov2 := spawn(t, "provider", addrEnv+"=127.0.0.1:"+port)
 	restarted := time.Now()
 	prov2.await(10*time.Second, "the new Provider to listen", func(l string) bool { return l == "PORT "+port })
-	prov2.await(60*time.Second, "the fleet to come back", count("CONNS", fleet))
+	prov2.await(60*time.Second, "the fleet to come back", count("CONNS", fleet), fl)
 	t.Logf("the Provider was away %v; all %d Consumers were back %v after its restart",
 		restarted.Sub(killed).Round(time.Millisecond), fleet, time.Since(restarted).Round(time.Millisecond))
-	// None gave up, and the fleet process holds them all.
+	// The fleet process holds them all.
 	fl.await(30*time.Second, "the fleet to report open", count("OPEN", fleet))
 }
