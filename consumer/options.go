@@ -137,7 +137,9 @@ type Options struct {
 	// the close code and reason [disconnect]: those of the close frame the
 	// Provider sent, the code this side sent after a protocol violation
 	// (1002, 1007, 1009), or 1006 when TCP ended without a close frame or
-	// the heartbeat cutoff dropped it.
+	// the heartbeat cutoff dropped it, with the cause as the reason (the
+	// text of ErrHeartbeatCutoff, or the network or write error). It runs
+	// after the messages read before the loss have been handled.
 	OnDisconnect func(code frame.CloseCode, reason string)
 	// OnMessage is called for each text or binary message, in order
 	// [message], on the Consumer's dispatcher goroutine: the connection is

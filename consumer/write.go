@@ -25,7 +25,8 @@ const smallWrite = 2 << 10
 
 // Send sends msg as a text message. It returns nil once the whole frame has
 // been handed to the kernel, [ErrNotConnected] or [ErrClosed] when there is
-// no open connection, [ErrInvalidUTF8] for a message that is not UTF-8, or
+// no open connection (also once the connection is known lost or closing),
+// [ErrInvalidUTF8] for a message that is not UTF-8, or
 // the write error (the connection is then dropped and reconnected). A message
 // is never dropped silently. msg is not retained.
 //
