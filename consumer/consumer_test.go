@@ -963,6 +963,11 @@ func TestWriteTimeoutDropsAndReconnects(t *testing.T) {
 	if len(disc) != 1 || disc[0].code != int(frame.CloseAbnormal) {
 		t.Fatalf("disconnects %v, want one 1006", disc)
 	}
+	// The reason is the cause, the write error, not the socket the failed
+	// write closed under the reader.
+	if !strings.Contains(disc[0].reason, "i/o timeout") || strings.Contains(disc[0].reason, "closed network connection") {
+		t.Fatalf("disconnect reason %q, want the write timeout", disc[0].reason)
+	}
 	if n := s.upgrades(); n != 2 {
 		t.Fatalf("%d upgrades, want 2", n)
 	}
