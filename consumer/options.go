@@ -154,7 +154,9 @@ type Options struct {
 	// backpressure policy then applies). While reading has stopped, pings
 	// are not answered either, so a handler that stays behind a full queue
 	// for longer than the Provider's heartbeat allows loses the
-	// connection. Default 32.
+	// connection; and replies are not read, so a handler that waits for
+	// the reply to its own Request while the queue is full waits until
+	// that request times out. Default 32.
 	QueueLength int
 	// QueueBytes is the most payload bytes held by messages waiting for
 	// OnMessage (a single larger message still waits alone in the queue).
