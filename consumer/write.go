@@ -26,9 +26,15 @@ const smallWrite = 2 << 10
 // Send sends msg as a text message. It returns nil once the whole frame has
 // been handed to the kernel, [ErrNotConnected] or [ErrClosed] when there is
 // no open connection (also once the connection is known lost or closing),
-// [ErrInvalidUTF8] for a message that is not UTF-8, or
-// the write error (the connection is then dropped and reconnected). A message
-// is never dropped silently. msg is not retained.
+// [ErrInvalidUTF8] for a message that is not UTF-8, or the write error (the
+// connection is then dropped and reconnected). msg is not retained.
+//
+// A nil error says only that the kernel took the bytes: it does not say that
+// the Provider received them. If the connection is lost right after (the
+// Provider crashes, the network drops), the message is lost with it, and
+// Send cannot know. To know that the Provider has a message, send it with
+// [Consumer.Request]: its reply is the acknowledgement, and with
+// Options.Resend it survives a reconnect.
 //
 // Send is safe for concurrent use; concurrent messages never interleave. It
 // allocates nothing in steady state.

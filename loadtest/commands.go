@@ -65,12 +65,17 @@ func (sc *scenarioConfig) defaults() {
 	if sc.SlowFill == 0 && sc.SlowShare > 0 {
 		sc.SlowFill = defaultSlowFill
 	}
+	if sc.Scenario == scRequest && sc.Direction == "" {
+		sc.Direction = dirC2P
+	}
 }
 
 func (sc *scenarioConfig) validate() error {
 	switch {
 	case !slices.Contains(scenarioNames, sc.Scenario):
 		return fmt.Errorf("%w: unknown scenario %q (want %s)", ErrUsage, sc.Scenario, strings.Join(scenarioNames, ", "))
+	case sc.Scenario == scRequest && sc.Direction != dirC2P && sc.Direction != dirP2C:
+		return fmt.Errorf("%w: --direction %q (want %s or %s)", ErrUsage, sc.Direction, dirC2P, dirP2C)
 	case sc.Conns < 1:
 		return fmt.Errorf("%w: --conns must be at least 1", ErrUsage)
 	case sc.Duration <= 0 || sc.Warmup < 0:
@@ -125,6 +130,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Float64Var(&sc.SlowShare, "slow-share", 0, "broadcast: share of receivers that stop reading in a second phase, e.g. 0.1")
 	fs.Var((*byteSize)(&sc.SlowFill), "slow-fill", "broadcast: echo each slow receiver asks for as it stops reading (default 128KiB)")
 	fs.IntVar(&sc.Parallel, "parallel", defaultParallel, "connections dialed at once")
+	fs.StringVar(&sc.Direction, "direction", dirC2P, "request: c2p (the client requests, the server replies) or p2c (the server requests)")
 	jsonPath := fs.String("json", "", "write the full result as JSON to this file")
 	svgFlag := fs.String("svg", "auto", "latency plot: auto (a file in the temp directory), none, or a file name")
 	pid := fs.Int("server-pid", 0, "the server's process id, to read its CPU time and memory from /proc (found from the stats of `loadtest serve` when 0)")
@@ -134,8 +140,21 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	clientPreset := fs.String("compressor", defaultClientPreset, "permessage-deflate preset the client offers (compress)")
 	name := fs.String("name", "", "server name in the output (default: the target's host:port)")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	killAfter := fs.Duration("kill-after", 0, "request: instead of --target, start two serve processes, connect --conns Consumers with both as Addrs and Resend on, SIGKILL the busier Provider after this and count lost requests")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *killAfter > 0 {
+		if sc.Scenario != scRequest || *targetS != "" {
+			return fmt.Errorf("%w: --kill-after goes with --scenario request and no --target", ErrUsage)
+		}
+		var prog *progress
+		if !*quiet {
+			prog = newProgress(stderr)
+		}
+		sc.defaults()
+		return cmdFailover(ctx, stdout, prog, failoverConfig{Conns: sc.Conns, Inflight: sc.Inflight, Size: sc.Size,
+			KillAfter: *killAfter, After: sc.Duration, Timeout: 30 * time.Second, Interval: time.Second})
 	}
 	if *targetS == "" {
 		return fmt.Errorf("%w: run needs --target", ErrUsage)
@@ -284,7 +303,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		}
 		return suite
 	}
-	scen := "connect,idle,echo,broadcast"
+	scen := "connect,idle,echo,request,broadcast"
 	if compare {
 		scen += ",compress"
 	}
@@ -436,6 +455,20 @@ func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 				sc.Conns, sc.SlowShare, sc.SlowFill = f.stallConns, f.stallShare, f.stallFill
 				out = append(out, sc)
 			}
+		case scRequest:
+			// Same N, size and K as echo, both directions, for ratios in
+			// one run.
+			sc.Conns, sc.Size = f.echoConns, f.echoSize
+			for _, dir := range []string{dirC2P, dirP2C} {
+				for k := range strings.SplitSeq(f.echoInflight, ",") {
+					n, err := strconv.Atoi(strings.TrimSpace(k))
+					if err != nil {
+						return nil, fmt.Errorf("%w: --echo-inflight %q", ErrUsage, f.echoInflight)
+					}
+					sc.Inflight, sc.Direction = n, dir
+					out = append(out, sc)
+				}
+			}
 		case scCompress:
 			sc.Conns, sc.Size = f.compressConns, f.compressSize
 			for p := range strings.SplitSeq(f.presets, ",") {
@@ -478,7 +511,7 @@ func runPlan(ctx context.Context, prog *progress, scs []scenarioConfig, servers 
 				if ctx.Err() != nil {
 					return results
 				}
-				if (s == "rawtcp" && sc.Scenario != scEcho) || (sc.Scenario == scCompress && s != ours) {
+				if (s == "rawtcp" && sc.Scenario != scEcho) || ((sc.Scenario == scCompress || sc.Scenario == scRequest) && s != ours) {
 					continue
 				}
 				var spec serverSpec

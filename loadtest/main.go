@@ -7,6 +7,7 @@
 //	loadtest serve [flags]            a Provider speaking the harness protocol
 //	loadtest run --target URL ...     one scenario against a running server
 //	loadtest compare [flags]          the suite against our Provider and the peer servers
+//	loadtest cluster [flags]          3 Providers joined by NATS (cluster/natsbroker) vs one
 //
 // Every server speaks the harness protocol of loadtest/peers/PROTOCOL.md:
 // it echoes each message, broadcasts a binary message that starts with
@@ -71,6 +72,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = cmdSuite(ctx, args, stdout, stderr, false)
 	case "compare":
 		err = cmdSuite(ctx, args, stdout, stderr, true)
+	case "cluster":
+		err = cmdCluster(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -27,7 +27,7 @@ const (
 	scCompress  = "compress"
 )
 
-var scenarioNames = []string{scConnect, scIdle, scEcho, scBroadcast, scCompress}
+var scenarioNames = []string{scConnect, scIdle, scEcho, scBroadcast, scCompress, scRequest}
 
 // scenarioConfig is one scenario to run against one server.
 type scenarioConfig struct {
@@ -55,6 +55,8 @@ type scenarioConfig struct {
 	Parallel int
 	// Preset names the server's compressor (compress; for the label).
 	Preset string
+	// Direction of the request scenario: dirC2P (default) or dirP2C.
+	Direction string
 }
 
 // label identifies a scenario's rows across servers and runs.
@@ -66,6 +68,8 @@ func (sc scenarioConfig) label() string {
 		return fmt.Sprintf("broadcast %s n=%d", sizeLabel(sc.Size), sc.Conns)
 	case scCompress:
 		return fmt.Sprintf("compress %s %s n=%d", sc.Preset, sizeLabel(sc.Size), sc.Conns)
+	case scRequest:
+		return fmt.Sprintf("request %s %s n=%d k=%d", sc.Direction, sizeLabel(sc.Size), sc.Conns, sc.Inflight)
 	}
 	return fmt.Sprintf("%s n=%d", sc.Scenario, sc.Conns)
 }
@@ -268,6 +272,9 @@ func (e *env) run(ctx context.Context, sc scenarioConfig) ([]*result, error) {
 		return []*result{r}, err
 	case scBroadcast:
 		return e.broadcast(ctx, sc)
+	case scRequest:
+		r, err := e.request(ctx, sc)
+		return []*result{r}, err
 	}
 	return nil, fmt.Errorf("%w: unknown scenario %q", ErrUsage, sc.Scenario)
 }

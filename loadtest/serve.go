@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -117,6 +118,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		OnMessage: func(c *provider.Connection, m provider.Message) {
 			handleServeMessage(p, &cnt, c, m, *maxBP, preset)
 		},
+		// Requests are answered with their payload.
+		OnRequest: func(c *provider.Connection, r *provider.Request) {
+			m := r.Message()
+			if r.Reply(m.Binary, m.Data) != nil {
+				cnt.sendErrors.Add(1)
+			}
+		},
 	}
 	if *refuse {
 		o.Backpressure = provider.RefuseOnBackpressure
@@ -155,6 +163,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func handleServeMessage(p *provider.Provider, cnt *serveCounters, c *provider.Connection, m provider.Message, maxBP int, preset compress.Preset) {
 	if m.Binary {
 		switch {
+		case c.SupportsRequests() && len(m.Data) >= len(reqTrigger) && string(m.Data[:len(reqTrigger)]) == reqTrigger:
+			go requestLoop(c, cnt, bytes.Clone(m.Data))
+			return
 		case len(m.Data) >= len(bcastPrefix) && string(m.Data[:len(bcastPrefix)]) == bcastPrefix:
 			r, err := p.Broadcast(true, m.Data)
 			cnt.broadcasts.Add(1)
@@ -203,5 +214,18 @@ func handleServeMessage(p *provider.Provider, cnt *serveCounters, c *provider.Co
 	}
 	if c.SendText(m.Data) != nil {
 		cnt.sendErrors.Add(1)
+	}
+}
+
+// requestLoop sends the client request after request, each with the
+// payload of the previous reply, until a request fails (the client answers
+// with an error to stop, or the connection ends).
+func requestLoop(c *provider.Connection, cnt *serveCounters, payload []byte) {
+	for {
+		m, err := c.Request(context.Background(), true, payload)
+		if err != nil {
+			return
+		}
+		payload = m.Data
 	}
 }

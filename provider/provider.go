@@ -70,6 +70,8 @@ type Provider struct {
 	sessMu   sync.Mutex
 	sessions map[string]*session // de-duplication windows by Consumer session
 
+	observers []Observer // set before Start (observer.go)
+
 	stats counters
 }
 
@@ -554,6 +556,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	}
 	p.register(c)
 	p.stats.opened.Add(1)
+	p.observeOpened(c)
 	if f := p.o.OnOpen; f != nil {
 		f(c)
 	}
@@ -588,7 +591,9 @@ func (p *Provider) register(c *Connection) {
 }
 
 func (p *Provider) unregister(c *Connection) {
-	p.unsubscribeAll(c)
+	if topics := p.unsubscribeAll(c); len(p.observers) > 0 {
+		defer p.observeClosed(c, topics)
+	}
 	p.connMu.Lock()
 	defer p.connMu.Unlock()
 	i := c.regIndex

@@ -325,6 +325,9 @@ func (c *Connection) onReply(e proto.Envelope) {
 func (c *Connection) onRequest(e proto.Envelope) {
 	p := c.p
 	p.stats.requestsIn.Add(1)
+	if e.Redelivered {
+		p.stats.requestsRedelivered.Add(1)
+	}
 	if c.sess != nil {
 		hit, cached := c.sess.begin(e.ID, c, p.o.DedupWindow)
 		if hit {

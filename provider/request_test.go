@@ -747,3 +747,89 @@ func TestRequestResendDedup(t *testing.T) {
 		})
 	}
 }
+
+// A Consumer with Addrs moves to the next Provider when it loses one, and
+// with Resend its unanswered requests follow it there.
+func TestConsumerAddrsFailover(t *testing.T) {
+	var ps [2]*provider.Provider
+	var ports [2]string
+	for i := range ps {
+		i := i
+		p, err := provider.New(provider.Options{Addr: "127.0.0.1:0", OnRequest: func(c *provider.Connection, r *provider.Request) {
+			if i == 0 {
+				return // the first Provider never answers
+			}
+			_ = r.Reply(false, []byte("from "+strconv.Itoa(i)))
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		ps[i], ports[i] = p, net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Port()))
+	}
+	if _, err := consumer.New(consumer.Options{Addrs: []string{"nohost"}}); !errors.Is(err, consumer.ErrInvalidOptions) {
+		t.Fatalf("bad Addrs: %v", err)
+	}
+	// Dial the first until the random start lands there.
+	var c *consumer.Consumer
+	ctx := ctxT(t)
+	for try := 0; ; try++ {
+		var err error
+		c, err = consumer.New(consumer.Options{Addrs: ports[:], Resend: true,
+			Reconnect: consumer.Reconnect{Interval: 50 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if c.RemoteAddr() == ports[0] {
+			break
+		}
+		c.Destroy()
+		if try > 100 {
+			t.Fatal("never started at the first Provider")
+		}
+	}
+	defer c.Destroy()
+	res := make(chan error, 1)
+	go func() {
+		m, err := c.Request(ctx, false, []byte("job"))
+		if err == nil && string(m.Data) != "from 1" {
+			err = fmt.Errorf("reply %q", m.Data)
+		}
+		res <- err
+	}()
+	for ps[0].Stats().RequestsReceived == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ps[0].Close() // the Provider dies with the request unanswered
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+	if c.RemoteAddr() != ports[1] {
+		t.Fatalf("now on %s, want %s", c.RemoteAddr(), ports[1])
+	}
+	if s := ps[1].Stats(); s.RequestsReceived != 1 {
+		t.Fatalf("second Provider stats %+v", s)
+	}
+}
+
+// Options of the request protocol are validated.
+func TestRequestOptionsValidated(t *testing.T) {
+	for name, o := range map[string]provider.Options{
+		"negative timeout":      {RequestTimeout: -1},
+		"negative pending":      {MaxPendingRequests: -1},
+		"dedup requests":        {DedupWindow: provider.DedupWindow{Requests: -2}},
+		"dedup age":             {DedupWindow: provider.DedupWindow{Age: -1}},
+		"dedup bytes":           {DedupWindow: provider.DedupWindow{Bytes: -1}},
+		"unknown protocol mode": {Protocol: 7},
+	} {
+		if _, err := provider.New(o); !errors.Is(err, provider.ErrInvalidOptions) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
