@@ -289,10 +289,13 @@ func (c *Consumer) notifyLocked() {
 func (c *Consumer) RemoteAddr() string { return *c.addr.Load() }
 
 // Connected reports whether a connection is open: from just before OnOpen
-// until the Consumer knows the connection is lost or closing (the Provider's
-// close frame, a network error, the heartbeat cutoff, or Close), which is
+// until the Consumer knows the connection is lost or closing, which is
 // before OnDisconnect and before the messages still queued for OnMessage
-// have been handled.
+// have been handled. After a network error or the heartbeat cutoff it turns
+// false at once; after a close frame from the Provider (or a protocol error
+// of its), once the close answer has gone out, which waits up to
+// [Options.CloseTimeout] for the replies to the messages read before it.
+// Sends fail from that moment on.
 func (c *Consumer) Connected() bool { return c.connected.Load() }
 
 // InFlight reports whether a connection attempt (dial and handshake) is in
