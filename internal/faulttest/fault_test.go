@@ -27,6 +27,7 @@ const (
 	roleEnv = "FAULTTEST_ROLE" // "provider" or "consumers"
 	addrEnv = "FAULTTEST_ADDR" // the Provider's listen address, or the Consumers' target port
 	nEnv    = "FAULTTEST_N"    // how many Consumers
+	jobEnv  = "FAULTTEST_JOB"  // how long each Consumer's OnMessage works (a duration), then answers
 )
 
 func TestMain(m *testing.M) {
@@ -36,7 +37,8 @@ func TestMain(m *testing.M) {
 		return
 	case "consumers":
 		n, _ := strconv.Atoi(os.Getenv(nEnv))
-		runConsumers(os.Getenv(addrEnv), n)
+		job, _ := time.ParseDuration(os.Getenv(jobEnv))
+		runConsumers(os.Getenv(addrEnv), n, job)
 		return
 	}
 	os.Exit(m.Run())
@@ -73,19 +75,30 @@ func runProvider(addr string) {
 
 // runConsumers is the fleet process: n Consumers of 127.0.0.1:port with
 // default options. It prints "OPEN n" (Consumers connected) after each open
-// and disconnect, and "GAVEUP reason" when one stops for good.
-func runConsumers(port string, n int) {
+// and disconnect, and "GAVEUP reason" when one stops for good. With job > 0
+// each Consumer's OnMessage works for job, then answers "done <message>".
+func runConsumers(port string, n int, job time.Duration) {
 	p, _ := strconv.Atoi(port)
 	var open atomic.Int64
 	for i := 0; i < n; i++ {
-		c, err := consumer.New(consumer.Options{
+		var c *consumer.Consumer
+		o := consumer.Options{
 			Host:         "127.0.0.1",
 			Port:         p,
 			OnOpen:       func() { say("OPEN %d", open.Add(1)) },
 			OnDisconnect: func(frame.CloseCode, string) { say("OPEN %d", open.Add(-1)) },
 			OnClose:      func(_ frame.CloseCode, reason string) { say("GAVEUP %s", reason) },
-		})
-		if err != nil {
+		}
+		if job > 0 {
+			o.OnMessage = func(m consumer.Message) {
+				time.Sleep(job)
+				if err := c.Send("done " + m.Text()); err != nil {
+					say("SENDERROR %v", err)
+				}
+			}
+		}
+		var err error
+		if c, err = consumer.New(o); err != nil {
 			say("ERROR %v", err)
 			os.Exit(1)
 		}
@@ -155,7 +168,7 @@ func (ch *child) await(d time.Duration, what string, match func(line string) boo
 		other = watch[0].lines
 	}
 	bad := func(line string) bool {
-		return strings.HasPrefix(line, "GAVEUP") || strings.HasPrefix(line, "ERROR")
+		return strings.HasPrefix(line, "GAVEUP") || strings.HasPrefix(line, "ERROR") || strings.HasPrefix(line, "SENDERROR")
 	}
 	for {
 		select {
@@ -298,4 +311,53 @@ func TestFleetSurvivesProviderRestart(t *testing.T) {
 		restarted.Sub(killed).Round(time.Millisecond), fleet, time.Since(restarted).Round(time.Millisecond))
 	// The fleet process holds them all.
 	fl.await(30*time.Second, "the fleet to report open", count("OPEN", fleet))
+}
+
+// TestSlowWorkersStayConnected: 20 Consumers in another process each spend
+// 1.5 s in OnMessage on a job, under a 200 ms heartbeat (a connection that
+// does not answer is removed after about 600 ms). All stay connected and
+// all answer.
+func TestSlowWorkersStayConnected(t *testing.T) {
+	const workers = 20
+	var opens, closes atomic.Int64
+	results := make(chan string, workers)
+	p, err := provider.New(provider.Options{
+		Addr:      "127.0.0.1:0",
+		Heartbeat: provider.Heartbeat{Interval: 200 * time.Millisecond},
+		OnOpen:    func(*provider.Connection) { opens.Add(1) },
+		OnMessage: func(_ *provider.Connection, m provider.Message) { results <- m.Text() },
+		OnClose:   func(*provider.Connection, provider.CloseCode, string) { closes.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ch := spawn(t, "consumers", addrEnv+"="+strconv.Itoa(p.Port()), nEnv+"="+strconv.Itoa(workers), jobEnv+"=1.5s")
+	ch.await(30*time.Second, "the workers to connect", count("OPEN", workers))
+	start := time.Now()
+	for i, c := range p.Connections() {
+		if err := c.Send("job " + strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < workers; i++ {
+		select {
+		case r := <-results:
+			if !strings.HasPrefix(r, "done job ") {
+				t.Fatalf("result %q", r)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d results after 30 s; %d connections closed, %d heartbeat kills",
+				i, workers, closes.Load(), p.Stats().HeartbeatKills)
+		}
+	}
+	t.Logf("%d workers with 1.5 s jobs under a 200 ms heartbeat: all answered after %v; %d heartbeat kills",
+		workers, time.Since(start).Round(time.Millisecond), p.Stats().HeartbeatKills)
+	if closes.Load() != 0 || opens.Load() != workers || p.Stats().HeartbeatKills != 0 {
+		t.Fatalf("%d opens, %d closes, %d heartbeat kills: a slow worker lost its connection",
+			opens.Load(), closes.Load(), p.Stats().HeartbeatKills)
+	}
 }
