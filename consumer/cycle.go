@@ -149,6 +149,7 @@ func (c *Consumer) serve(s *session) {
 	if s.v2 {
 		// Requests left unanswered by the last connection go out first.
 		c.resendLocked()
+		c.resubscribeLocked()
 	} else {
 		c.failRequests(ErrNotSupported)
 	}
@@ -177,8 +178,10 @@ func (c *Consumer) serve(s *session) {
 	// The connection is over (sends already fail): end TCP now rather than
 	// after the handlers have caught up.
 	_ = s.nc.Close()
+	// Our requests and subscriptions fail now, not once the handlers have
+	// caught up.
+	c.controlLost()
 	if !c.cfg.Resend {
-		// Our requests fail now, not once the handlers have caught up.
 		c.failRequests(lostError(false))
 	}
 	// The messages read before the loss are handled before OnDisconnect

@@ -41,8 +41,8 @@ const (
 // request. Test for it with errors.As.
 type RemoteError struct {
 	// Code is 1 (nothing handles requests there), 2 (the handler
-	// panicked), 3 (the Provider is shutting down), or an application code
-	// of 1000 or more passed to Fail.
+	// panicked), 3 (the Provider is shutting down), 4 (the Provider refused
+	// a Subscribe), or an application code of 1000 or more passed to Fail.
 	Code uint16
 	// Reason is the text given to Fail (at most 123 bytes).
 	Reason string
@@ -333,6 +333,8 @@ func (c *Consumer) onEnvelope(data []byte) (it item, ok bool, err error) {
 		it.fn, it.id = c.runRequest, e.ID
 		it.binary, it.redelivered = !e.Text, e.Redelivered
 		return it, true, nil
+	case proto.KindControl:
+		return it, false, errEnvelope // only a Consumer sends these
 	}
 	c.onReply(e)
 	return it, false, nil
@@ -346,7 +348,9 @@ func (c *Consumer) onReply(e proto.Envelope) {
 	delete(c.reqs, e.ID)
 	c.reqMu.Unlock()
 	if w == nil {
-		c.stats.lateReplies.Add(1)
+		if !c.onControlReply(e) {
+			c.stats.lateReplies.Add(1)
+		}
 		return
 	}
 	if e.Kind == proto.KindError {
@@ -419,9 +423,10 @@ type Request struct {
 // OnRequest returns; copy it to keep it.
 func (r *Request) Message() Message { return r.msg }
 
-// Redelivered reports whether the request was flagged as sent again. The
-// Provider does not resend its requests (it sends the work to another
-// connection instead), so this is false today; it is here for symmetry.
+// Redelivered reports whether the request was flagged as sent again: a
+// Provider's job queue (provider.Queue) sets it on a job that an earlier
+// worker may have run (that worker was lost, timed out or failed it
+// retryably). Handle such jobs idempotently.
 func (r *Request) Redelivered() bool { return r.redelivered }
 
 // Reply answers the request with data (text must be UTF-8; data is not
