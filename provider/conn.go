@@ -198,8 +198,13 @@ func ipOf(a net.Addr) string {
 // with the connection's other messages), or an error: ErrClosed (wrapped
 // with the close code) when the connection is not open, ErrBackpressure when
 // the queue is over MaxBackpressure (see Options.Backpressure),
-// ErrInvalidUTF8 for text that is not UTF-8. A message is never dropped
-// silently.
+// ErrInvalidUTF8 for text that is not UTF-8.
+//
+// A nil error means the message is queued on this connection, in order: it
+// is not an acknowledgement. If the connection is lost before the Consumer
+// reads it (the worker dies, the network drops), the message is lost with
+// the connection. To know that the Consumer has a message, send it with
+// [Connection.Request]: its reply (or its error) says what happened.
 func (c *Connection) Send(msg string) error {
 	return c.send(frame.OpText, unsafeBytes(msg), true)
 }

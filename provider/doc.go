@@ -37,4 +37,9 @@
 // writes them, so an idle wss connection holds no goroutine.
 // TLS.GoroutinePerConn selects one goroutine per connection instead; the
 // API and behaviour are the same.
+//
+// Besides its own listener (Options.Addr, or Options.Listener), a Provider
+// takes connections from net/http: [Provider.Handler] is an http.Handler
+// for an existing mux and its middleware, whose hijacked connections join
+// the event loop where their descriptor can move there.
 package provider

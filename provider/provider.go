@@ -57,9 +57,10 @@ type Provider struct {
 	authSem  chan struct{}
 	stopOnce sync.Once
 
-	connMu sync.RWMutex
-	conns  []*Connection // open and closing connections
-	byID   map[string]*Connection
+	connMu  sync.RWMutex
+	conns   []*Connection // open and closing connections
+	byID    map[string]*Connection
+	lenWait lenWaiters // WaitLen
 
 	dlMu      sync.Mutex
 	deadlines map[*Connection]struct{}
@@ -69,6 +70,9 @@ type Provider struct {
 
 	sessMu   sync.Mutex
 	sessions map[string]*session // de-duplication windows by Consumer session
+
+	observers []Observer    // set before Start (observer.go)
+	queues    queueRegistry // job queues told of workers (queue.go)
 
 	stats counters
 }
@@ -138,7 +142,9 @@ func (p *Provider) Start() error {
 		po.TLS = p.tlsConfig
 		po.TLSHandshakeTimeout = p.o.HandshakeTimeout
 	}
-	if p.tlsConfig != nil && p.o.TLS.GoroutinePerConn {
+	if p.o.Listener != nil {
+		p.pl, err = p.serveListener(po)
+	} else if p.tlsConfig != nil && p.o.TLS.GoroutinePerConn {
 		var ln net.Listener
 		ln, err = net.Listen(p.o.Network, p.o.Addr)
 		if err == nil {
@@ -233,6 +239,7 @@ func (p *Provider) Close() error {
 }
 
 func (p *Provider) stop() {
+	p.queuesStop()
 	p.lifeMu.Lock() // a Start in progress finishes first
 	p.lifeMu.Unlock()
 	p.stopOnce.Do(func() {
@@ -386,6 +393,7 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 		p.detachSession(c.sess)
 	}
 	p.unregister(c)
+	p.queuesClosed(c)
 	p.stats.closed.Add(1)
 	code, reason := c.closeStatus()
 	if code == 0 {
@@ -558,6 +566,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	}
 	p.register(c)
 	p.stats.opened.Add(1)
+	p.observeOpened(c)
 	if f := p.o.OnOpen; f != nil {
 		f(c)
 	}
@@ -565,6 +574,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		// Shutdown began during the upgrade and may have missed it.
 		c.closeWith(frame.CloseGoingAway, "provider shutting down")
 	}
+	p.queuesOpened(c)
 	return true
 }
 
@@ -589,10 +599,13 @@ func (p *Provider) register(c *Connection) {
 	p.conns = append(p.conns, c)
 	p.byID[c.id] = c
 	p.connMu.Unlock()
+	p.lenWait.changed()
 }
 
 func (p *Provider) unregister(c *Connection) {
-	p.unsubscribeAll(c)
+	if topics := p.unsubscribeAll(c); len(p.observers) > 0 {
+		defer p.observeClosed(c, topics)
+	}
 	p.connMu.Lock()
 	defer p.connMu.Unlock()
 	i := c.regIndex
@@ -606,6 +619,7 @@ func (p *Provider) unregister(c *Connection) {
 	p.conns = p.conns[:last]
 	c.regIndex = -1
 	delete(p.byID, c.id)
+	p.lenWait.changed() // under connMu: harmless, it only closes a channel
 }
 
 // --- timers ---

@@ -43,6 +43,10 @@ type Stats struct {
 	// resent requests answered from the de-duplication window (or waiting
 	// for their handler) without running the handler again.
 	RequestsReceived, RepliesSent, DedupHits uint64
+	// RequestsRedelivered counts the requests received flagged as resent
+	// after a reconnect (included in RequestsReceived): after a failover,
+	// the requests this Provider may be handling a second time.
+	RequestsRedelivered uint64
 }
 
 type counters struct {
@@ -57,6 +61,7 @@ type counters struct {
 	requestsTimedOut, requestsDisconnected         atomic.Uint64
 	lateReplies, requestsIn, repliesOut, dedupHits atomic.Uint64
 	pending                                        atomic.Int64
+	requestsRedelivered                            atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -85,6 +90,7 @@ func (p *Provider) Stats() Stats {
 		RequestsReceived:     p.stats.requestsIn.Load(),
 		RepliesSent:          p.stats.repliesOut.Load(),
 		DedupHits:            p.stats.dedupHits.Load(),
+		RequestsRedelivered:  p.stats.requestsRedelivered.Load(),
 	}
 	for i := range p.stats.rejected {
 		s.Rejected[RejectReason(i).String()] = p.stats.rejected[i].Load()
