@@ -191,7 +191,8 @@ type Queue struct {
 	queued   int     // live jobs in wait
 	inflight map[*job]struct{}
 	closing  bool          // Close began: no new jobs
-	killed   bool          // Close gave up: attempts cancelled
+	killed   bool          // Close gave up: kill is closed
+	kill     chan struct{} // closed when Close gives up: attempts end
 	detached bool          // removed from the Provider: no new workers
 	drained  chan struct{} // closed once closing with nothing queued or in flight
 	wg       sync.WaitGroup
@@ -218,13 +219,13 @@ type job struct {
 	binary    bool
 	data      []byte
 	done      func(Message, error)
+	own       chan turn // Submit's: its goroutine runs the attempts
 	submitted time.Time
 	state     uint8
 	redeliver bool // the next attempt is flagged redelivered
 	attempts  []JobAttempt
-	failedOn  []*Connection      // workers that failed it: others first
-	stopCtx   func() bool        // stops the ctx watch
-	cancel    context.CancelFunc // the attempt in progress
+	failedOn  []*Connection // workers that failed it: others first
+	stopCtx   func() bool   // stops the ctx watch
 }
 
 // NewQueue makes a job queue whose workers are the Provider's connections
@@ -262,6 +263,7 @@ func (p *Provider) NewQueue(o QueueOptions) (*Queue, error) {
 		workers:   make(map[*Connection]*qworker),
 		inflight:  make(map[*job]struct{}),
 		drained:   make(chan struct{}),
+		kill:      make(chan struct{}),
 	}
 	if q.retryable == nil {
 		q.retryable = Retryable
@@ -298,12 +300,30 @@ func (p *Provider) NewQueue(o QueueOptions) (*Queue, error) {
 // ErrQueueFull, ErrQueueClosed, ErrServerClosed or ErrInvalidUTF8 (text must
 // be UTF-8) when the job is not taken. data is copied.
 func (q *Queue) Submit(ctx context.Context, binary bool, data []byte) (Message, error) {
-	ch := make(chan result, 1)
-	if err := q.SubmitAsync(ctx, binary, data, func(m Message, err error) { ch <- result{m, err} }); err != nil {
+	// The attempts run on this goroutine: the queue hands it each worker
+	// it picks, then the outcome.
+	own := make(chan turn, 1)
+	err := q.submit(ctx, binary, data, func(m Message, err error) { own <- turn{msg: m, err: err} }, own)
+	if err != nil {
 		return Message{}, err
 	}
-	r := <-ch // ctx ends the job too: the outcome comes
-	return r.msg, r.err
+	for {
+		t := <-own // ctx ends the job too: the outcome comes
+		if t.w == nil {
+			return t.msg, t.err
+		}
+		q.run(t.j, t.w, t.flags)
+	}
+}
+
+// turn is what a blocking Submit gets: a worker to send its job to, or
+// (w nil) the outcome.
+type turn struct {
+	j     *job
+	w     *qworker
+	flags byte
+	msg   Message
+	err   error
 }
 
 // SubmitAsync is Submit without the wait: it returns nil once the job is
@@ -314,13 +334,19 @@ func (q *Queue) SubmitAsync(ctx context.Context, binary bool, data []byte, done 
 	if done == nil {
 		return fmt.Errorf("%w: SubmitAsync without a done func", ErrInvalidOptions)
 	}
+	return q.submit(ctx, binary, data, done, nil)
+}
+
+// submit takes a job; its attempts run on new goroutines, or are handed to
+// own (Submit's goroutine).
+func (q *Queue) submit(ctx context.Context, binary bool, data []byte, done func(Message, error), own chan turn) error {
 	if !binary && !frame.ValidUTF8(data) {
 		return ErrInvalidUTF8
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	j := &job{ctx: ctx, binary: binary, data: append([]byte(nil), data...), done: done, submitted: time.Now()}
+	j := &job{ctx: ctx, binary: binary, data: append([]byte(nil), data...), done: done, own: own, submitted: time.Now()}
 	q.mu.Lock()
 	switch {
 	case q.closing:
@@ -404,24 +430,20 @@ func (q *Queue) startLocked(j *job, w *qworker) {
 		flags = proto.FlagRedelivered
 		q.redelivered++
 	}
-	ctx, cancel := j.ctx, context.CancelFunc(nil)
-	if q.o.AttemptTimeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, q.o.AttemptTimeout)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
-	j.cancel = cancel
 	q.wg.Add(1)
-	go q.run(ctx, j, w, flags)
+	if j.own != nil {
+		j.own <- turn{j: j, w: w, flags: flags} // never blocks: one turn at a time
+		return
+	}
+	go q.run(j, w, flags)
 }
 
 // run is one attempt.
-func (q *Queue) run(ctx context.Context, j *job, w *qworker, flags byte) {
+func (q *Queue) run(j *job, w *qworker, flags byte) {
 	defer q.wg.Done()
 	start := time.Now()
-	msg, err := w.c.request(ctx, j.binary, j.data, flags)
+	msg, err := w.c.request(j.ctx, j.binary, j.data, flags, max(0, q.o.AttemptTimeout), q.kill)
 	took := time.Since(start)
-	j.cancel()
 	q.mu.Lock()
 	w.inFlight--
 	delete(q.inflight, j)
@@ -615,11 +637,9 @@ func (q *Queue) Close(ctx context.Context) error {
 // attempts in progress too.
 func (q *Queue) abandon(cause error) {
 	q.mu.Lock()
-	if cause == ErrQueueClosed {
+	if cause == ErrQueueClosed && !q.killed {
 		q.killed = true
-		for j := range q.inflight {
-			j.cancel()
-		}
+		close(q.kill) // the attempts in progress end
 	}
 	var ended []*job
 	var errs []error
