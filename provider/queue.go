@@ -184,8 +184,8 @@ type Queue struct {
 
 	mu       sync.Mutex
 	workers  map[*Connection]*qworker
-	list     []*qworker // the same workers, for picking
-	rr       int        // where the round-robin starts
+	list     []*qworker // the same workers (for Workers and Pick)
+	levels   []wlist    // workers with a free slot, by jobs in flight
 	cands    []*Connection
 	wait     jobRing // waiting jobs, ended ones skipped
 	queued   int     // live jobs in wait
@@ -202,9 +202,50 @@ type Queue struct {
 }
 
 type qworker struct {
-	c        *Connection
-	idx      int // in Queue.list
-	inFlight int
+	c          *Connection
+	idx        int // in Queue.list
+	inFlight   int
+	gone       bool     // removed from the queue
+	prev, next *qworker // in Queue.levels[inFlight] while it has a free slot
+}
+
+// wlist is a list of workers with the same number of jobs in flight, in
+// the order they reached it: picking from the front is round-robin.
+type wlist struct{ head, tail *qworker }
+
+func (l *wlist) pushBack(w *qworker) {
+	w.prev, w.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = w
+	} else {
+		l.head = w
+	}
+	l.tail = w
+}
+
+func (l *wlist) remove(w *qworker) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		l.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+}
+
+// setInFlight moves w to level n (n jobs in flight).
+func (q *Queue) setInFlight(w *qworker, n int) {
+	if !w.gone && w.inFlight < q.o.MaxInFlight {
+		q.levels[w.inFlight].remove(w)
+	}
+	w.inFlight = n
+	if !w.gone && n < q.o.MaxInFlight {
+		q.levels[n].pushBack(w)
+	}
 }
 
 // job states
@@ -264,6 +305,7 @@ func (p *Provider) NewQueue(o QueueOptions) (*Queue, error) {
 		inflight:  make(map[*job]struct{}),
 		drained:   make(chan struct{}),
 		kill:      make(chan struct{}),
+		levels:    make([]wlist, o.MaxInFlight),
 	}
 	if q.retryable == nil {
 		q.retryable = Retryable
@@ -422,7 +464,7 @@ func (q *Queue) dispatchLocked() {
 // startLocked sends j to w on a new goroutine.
 func (q *Queue) startLocked(j *job, w *qworker) {
 	j.state = jobInFlight
-	w.inFlight++
+	q.setInFlight(w, w.inFlight+1)
 	q.inflight[j] = struct{}{}
 	q.attempts++
 	var flags byte
@@ -445,7 +487,7 @@ func (q *Queue) run(j *job, w *qworker, flags byte) {
 	msg, err := w.c.request(j.ctx, j.binary, j.data, flags, max(0, q.o.AttemptTimeout), q.kill)
 	took := time.Since(start)
 	q.mu.Lock()
-	w.inFlight--
+	q.setInFlight(w, w.inFlight-1)
 	delete(q.inflight, j)
 	if err == nil {
 		j.state = jobEnded
@@ -516,24 +558,25 @@ func (q *Queue) pickLocked(j *job) *qworker {
 	if q.o.Pick != nil {
 		return q.pickUserLocked(j)
 	}
-	var best *qworker
-	bestIdx, bestTried := 0, false
-	n := len(q.list)
-	for i := range n {
-		idx := (q.rr + i) % n
-		w := q.list[idx]
-		if w.inFlight >= q.o.MaxInFlight || State(w.c.state.Load()) != StateOpen {
-			continue
-		}
-		tried := slices.Contains(j.failedOn, w.c)
-		if best == nil || bestTried && !tried || bestTried == tried && w.inFlight < best.inFlight {
-			best, bestIdx, bestTried = w, idx, tried
+	// The fewest in flight first, then the one that has had that many
+	// longest; a job avoids the workers that failed it while others can
+	// take it.
+	var fallback *qworker
+	for k := range q.levels {
+		for w := q.levels[k].head; w != nil; {
+			next := w.next
+			switch {
+			case State(w.c.state.Load()) != StateOpen:
+				q.removeWorkerLocked(w.c) // closing: its close hook follows
+			case len(j.failedOn) == 0 || !slices.Contains(j.failedOn, w.c):
+				return w
+			case fallback == nil:
+				fallback = w
+			}
+			w = next
 		}
 	}
-	if best != nil {
-		q.rr = (bestIdx + 1) % n
-	}
-	return best
+	return fallback
 }
 
 func (q *Queue) pickUserLocked(j *job) *qworker {
@@ -626,9 +669,13 @@ func (q *Queue) Close(ctx context.Context) error {
 	q.p.queues.remove(q)
 	q.mu.Lock()
 	q.detached = true
+	for _, w := range q.list {
+		w.gone = true
+	}
 	clear(q.workers)
 	clear(q.list)
 	q.list = q.list[:0]
+	clear(q.levels)
 	q.mu.Unlock()
 	return err
 }
@@ -695,6 +742,7 @@ func (q *Queue) addWorkerLocked(c *Connection) {
 	w := &qworker{c: c, idx: len(q.list)}
 	q.workers[c] = w
 	q.list = append(q.list, w)
+	q.levels[0].pushBack(w)
 	q.dispatchLocked()
 }
 
@@ -710,14 +758,15 @@ func (q *Queue) removeWorkerLocked(c *Connection) {
 		return
 	}
 	delete(q.workers, c)
+	if w.inFlight < q.o.MaxInFlight {
+		q.levels[w.inFlight].remove(w)
+	}
+	w.gone = true
 	last := len(q.list) - 1
 	q.list[w.idx] = q.list[last]
 	q.list[w.idx].idx = w.idx
 	q.list[last] = nil
 	q.list = q.list[:last]
-	if q.rr > len(q.list) {
-		q.rr = 0
-	}
 }
 
 // --- the Provider's hooks ---

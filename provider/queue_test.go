@@ -540,3 +540,46 @@ func TestQueueLongJobKeepsWorker(t *testing.T) {
 		t.Fatalf("worker reconnected during the job: %+v", s)
 	}
 }
+
+// The default pick gives a job to the worker with the fewest of the
+// queue's jobs in flight: jobs held by the workers spread evenly.
+func TestQueueFewestInFlight(t *testing.T) {
+	p := startProvider(t, provider.Options{})
+	release := make(chan struct{})
+	var got [3]atomic.Int32
+	for i := range 3 {
+		startWorker(t, p, func(r *consumer.Request) {
+			got[i].Add(1)
+			reply := laterEcho(r)
+			go func() { <-release; reply() }()
+		}, consumer.Options{})
+	}
+	q := newQueue(t, p, provider.QueueOptions{MaxInFlight: 4})
+	waitFor(t, "workers", func() bool { return q.Stats().Workers == 3 })
+	ctx := ctxT(t)
+	var done sync.WaitGroup
+	for i := range 6 {
+		done.Add(1)
+		if err := q.SubmitAsync(ctx, false, []byte(fmt.Sprint(i)), func(_ provider.Message, err error) {
+			defer done.Done()
+			if err != nil {
+				t.Error(err)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "6 jobs held", func() bool { return got[0].Load()+got[1].Load()+got[2].Load() == 6 })
+	for i := range got {
+		if n := got[i].Load(); n != 2 {
+			t.Errorf("worker %d holds %d jobs, want 2 each", i, n)
+		}
+	}
+	for _, w := range q.Workers() {
+		if w.InFlight != 2 {
+			t.Errorf("Workers: %s has %d in flight", w.Conn.ID(), w.InFlight)
+		}
+	}
+	close(release)
+	done.Wait()
+}
