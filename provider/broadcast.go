@@ -234,6 +234,9 @@ func (c *Connection) Subscribe(name string) error {
 	if c.topics == nil {
 		c.topics = make(topicSet)
 	}
+	if _, dup := c.topics[name]; !dup && len(p.observers) > 0 {
+		p.observeTopic(c, name, true)
+	}
 	c.topics[name] = struct{}{}
 	return nil
 }
@@ -250,6 +253,7 @@ func (c *Connection) Unsubscribe(name string) bool {
 	p.queuesTopic(c, name, false)
 	delete(c.topics, name)
 	p.dropSub(name, c)
+	p.observeTopic(c, name, false)
 	return true
 }
 
@@ -283,13 +287,18 @@ func (c *Connection) Subscribed(name string) bool {
 	return ok
 }
 
-func (p *Provider) unsubscribeAll(c *Connection) {
+// unsubscribeAll removes c from its topics; with observers it returns them.
+func (p *Provider) unsubscribeAll(c *Connection) (topics []string) {
 	p.topicMu.Lock()
 	for name := range c.topics {
 		p.dropSub(name, c)
+		if len(p.observers) > 0 {
+			topics = append(topics, name)
+		}
 	}
 	c.topics = nil
 	p.topicMu.Unlock()
+	return topics
 }
 
 // Subscribers returns the number of connections subscribed to topic.

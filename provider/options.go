@@ -156,6 +156,13 @@ type Options struct {
 	Addr string
 	// Network is "tcp" (default; IPv4 and IPv6), "tcp4" or "tcp6".
 	Network string
+	// Listener, when set, is served by Start instead of binding Addr (a
+	// socket from systemd's socket activation, or one shared with other
+	// servers); the Provider owns it from Start on. A *net.TCPListener is
+	// served on the event loop, any other listener (and every one under
+	// TLS) with a goroutine per connection. To share a port with other
+	// HTTP handlers instead, see Provider.Handler.
+	Listener net.Listener
 	// Path of the WebSocket endpoint. Default "/connect". GET and HEAD
 	// /alive answer 200 "OK" (a health check); other methods there get 405.
 	Path string

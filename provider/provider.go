@@ -57,9 +57,10 @@ type Provider struct {
 	authSem  chan struct{}
 	stopOnce sync.Once
 
-	connMu sync.RWMutex
-	conns  []*Connection // open and closing connections
-	byID   map[string]*Connection
+	connMu  sync.RWMutex
+	conns   []*Connection // open and closing connections
+	byID    map[string]*Connection
+	lenWait lenWaiters // WaitLen
 
 	dlMu      sync.Mutex
 	deadlines map[*Connection]struct{}
@@ -70,7 +71,8 @@ type Provider struct {
 	sessMu   sync.Mutex
 	sessions map[string]*session // de-duplication windows by Consumer session
 
-	queues queueRegistry // job queues told of workers (queue.go)
+	observers []Observer    // set before Start (observer.go)
+	queues    queueRegistry // job queues told of workers (queue.go)
 
 	stats counters
 }
@@ -136,7 +138,9 @@ func (p *Provider) Start() error {
 		Logger:     p.o.Logger,
 	}
 	var err error
-	if p.tlsConfig != nil {
+	if p.o.Listener != nil {
+		p.pl, err = p.serveListener(po)
+	} else if p.tlsConfig != nil {
 		var ln net.Listener
 		ln, err = net.Listen(p.o.Network, p.o.Addr)
 		if err == nil {
@@ -558,6 +562,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	}
 	p.register(c)
 	p.stats.opened.Add(1)
+	p.observeOpened(c)
 	if f := p.o.OnOpen; f != nil {
 		f(c)
 	}
@@ -590,10 +595,13 @@ func (p *Provider) register(c *Connection) {
 	p.conns = append(p.conns, c)
 	p.byID[c.id] = c
 	p.connMu.Unlock()
+	p.lenWait.changed()
 }
 
 func (p *Provider) unregister(c *Connection) {
-	p.unsubscribeAll(c)
+	if topics := p.unsubscribeAll(c); len(p.observers) > 0 {
+		defer p.observeClosed(c, topics)
+	}
 	p.connMu.Lock()
 	defer p.connMu.Unlock()
 	i := c.regIndex
@@ -607,6 +615,7 @@ func (p *Provider) unregister(c *Connection) {
 	p.conns = p.conns[:last]
 	c.regIndex = -1
 	delete(p.byID, c.id)
+	p.lenWait.changed() // under connMu: harmless, it only closes a channel
 }
 
 // --- timers ---
