@@ -519,9 +519,29 @@ func TestQueuePick(t *testing.T) {
 	}
 }
 
-// A job longer than the heartbeat cutoff does not cost the worker its
-// connection: the handler answers from its own goroutine, and the
-// Consumer's read loop keeps answering pings meanwhile.
+// A job that takes many heartbeat intervals does not cost the worker its
+// connection, whether the handler answers from its own goroutine or works
+// in OnRequest itself: the Consumer runs handlers off its read loop, which
+// keeps answering pings meanwhile.
+func TestQueueLongJobBlockingHandler(t *testing.T) {
+	p := startProvider(t, provider.Options{Heartbeat: provider.Heartbeat{Interval: 100 * time.Millisecond}})
+	w := startWorker(t, p, func(r *consumer.Request) {
+		time.Sleep(700 * time.Millisecond) // 7 heartbeat intervals, in the handler
+		echoJob(r)
+	}, consumer.Options{})
+	q := newQueue(t, p, provider.QueueOptions{})
+	waitFor(t, "worker", func() bool { return q.Stats().Workers == 1 })
+	if m, err := q.Submit(ctxT(t), false, []byte("long")); err != nil || string(m.Data) != "done:long" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	if s := w.Stats(); s.Opens != 1 || s.Disconnects != 0 {
+		t.Fatalf("worker reconnected during the job: %+v", s)
+	}
+	if s := p.Stats(); s.HeartbeatKills != 0 {
+		t.Fatalf("heartbeat kills %d", s.HeartbeatKills)
+	}
+}
+
 func TestQueueLongJobKeepsWorker(t *testing.T) {
 	p := startProvider(t, provider.Options{Heartbeat: provider.Heartbeat{Interval: 100 * time.Millisecond}})
 	w := startWorker(t, p, func(r *consumer.Request) {
