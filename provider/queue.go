@@ -63,9 +63,11 @@ type QueueOptions struct {
 	// candidates, the workers with a free slot (those that have not
 	// failed this job before, when there are any). It returns one of them,
 	// or nil to leave the job waiting until the next change. It runs with
-	// the queue locked: it must be quick and must not call the Queue. The
-	// slice is only valid during the call. Nil: the worker with the fewest
-	// of this queue's jobs in flight, round-robin among equals.
+	// the queue locked: it must be quick and must not call the Queue, nor
+	// Subscribe or Unsubscribe a connection. The slice is only valid during
+	// the call. It costs a pass over the workers per job; nil (the default)
+	// picks in constant time: the worker with the fewest of this queue's
+	// jobs in flight, round-robin among equals.
 	Pick func(candidates []*Connection) *Connection
 	// Retryable says whether a job failed with a *RemoteError goes to
 	// another worker (true) or ends at once with a *JobError. Nil:
