@@ -603,3 +603,41 @@ func TestQueueFewestInFlight(t *testing.T) {
 	close(release)
 	done.Wait()
 }
+
+// A job in flight when the Provider shuts down gracefully ends with a
+// *JobError wrapping ErrServerClosed (its worker went away with the
+// Provider); one still waiting ends with ErrServerClosed.
+func TestQueueShutdown(t *testing.T) {
+	p := startProvider(t, provider.Options{})
+	got := make(chan struct{}, 1)
+	startWorker(t, p, func(r *consumer.Request) { got <- struct{}{} }, consumer.Options{}) // never answers
+	q := newQueue(t, p, provider.QueueOptions{})
+	waitFor(t, "worker", func() bool { return q.Stats().Workers == 1 })
+	ctx := ctxT(t)
+	res := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := q.Submit(ctx, false, []byte("job")); res <- err }()
+	}
+	<-got
+	waitFor(t, "one waiting", func() bool { return q.Stats().Queued == 1 })
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var je *provider.JobError
+	sawJobError := false
+	for range 2 {
+		err := <-res
+		if !errors.Is(err, provider.ErrServerClosed) {
+			t.Fatalf("outcome %v", err)
+		}
+		if errors.As(err, &je) {
+			sawJobError = true
+			if len(je.Attempts) != 1 || !errors.Is(je.Attempts[0].Err, provider.ErrDisconnected) {
+				t.Fatalf("attempts %+v", je.Attempts)
+			}
+		}
+	}
+	if !sawJobError {
+		t.Fatal("the job in flight did not report its attempt")
+	}
+}
