@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -327,4 +327,30 @@ func (h slowHandler) HandleBroadcast(from string, msg []byte) {
 		time.Sleep(2 * time.Second)
 	}
 	h.BrokerHandler.HandleBroadcast(from, msg)
+}
+
+// A node starts while NATS is not up yet (RetryOnFailedConnect): Start
+// succeeds, the link is reported down, and once nats-server starts the
+// cluster works.
+func TestLateNats(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	mo := memberOpts{}
+	a := newMember(t, url, "a", mo)
+	b := newMember(t, url, "b", mo)
+	if st := a.n.Stats(); st.LinkUp {
+		t.Fatalf("link up without a server: %+v", st)
+	}
+	if _, err := a.n.Broadcast(false, []byte("x")); !errors.Is(err, cluster.ErrBroker) {
+		t.Fatalf("broadcast without a server: %v", err)
+	}
+	startNatsd(t, port)
+	_, in := newConsumer(t, nil, time.Second, b.addr)
+	eventually(t, 10*time.Second, "presence", converged([]*member{a, b}, 1, "", 0))
+	probeUntil(t, a, in, "late", 10*time.Second)
 }
