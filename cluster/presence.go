@@ -154,6 +154,7 @@ func (n *Node) heartbeat() {
 // loop batches presence, beats and watches the other nodes' liveness.
 func (n *Node) loop() {
 	defer n.wg.Done()
+	defer close(n.looped)
 	tick := time.NewTicker(min(n.o.PresenceBatch, n.o.Heartbeat))
 	defer tick.Stop()
 	lastBeat := time.Now()

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -353,4 +354,36 @@ func TestLateNats(t *testing.T) {
 	_, in := newConsumer(t, nil, time.Second, b.addr)
 	eventually(t, 10*time.Second, "presence", converged([]*member{a, b}, 1, "", 0))
 	probeUntil(t, a, in, "late", 10*time.Second)
+}
+
+// ncnode leaves the cluster gracefully on SIGTERM: the others drop it at
+// once (NodeTimeout is a minute here), and it exits 0.
+func TestNcnodeSIGTERM(t *testing.T) {
+	s := embedded(t, 0)
+	mo := memberOpts{}
+	mo.NodeTimeout = time.Minute
+	a := newMember(t, s.ClientURL(), "a", mo)
+	b, line := startChild(t, "ncnode", "PEER ", "--nats", s.ClientURL(), "--node-id", "b")
+	newConsumer(t, nil, time.Second, fieldOf(line, "addr="))
+	eventually(t, 10*time.Second, "a sees b's consumer", converged([]*member{a}, 1, "", 0))
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "b left", func() error {
+		if _, down := a.counts("b"); down != 1 {
+			return errors.New("b not down on a")
+		}
+		return nil
+	})
+	if got := a.n.Len(); got != 0 {
+		t.Fatalf("a's Len %d after b left", got)
+	}
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ncnode still running 10 s after SIGTERM")
+	}
+	if !b.cmd.ProcessState.Success() {
+		t.Fatalf("ncnode exited with %v:\n%s", b.cmd.ProcessState, b.output())
+	}
 }
