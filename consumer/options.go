@@ -42,6 +42,12 @@ const (
 //
 // The Node network-cluster names are given in brackets.
 type Options struct {
+	// URL is the Provider's endpoint as one URL, "ws://host:port/path?k=v"
+	// or "wss://...", instead of Host, Port, Path and TLS (set none of them
+	// with it). The port defaults to 80 for ws and 443 for wss, the path to
+	// "/"; query parameters are added to Parameters. Default "" (the fields
+	// below).
+	URL string
 	// Host is the Provider's host name or IP address [host]. Default
 	// "localhost".
 	Host string
@@ -239,6 +245,10 @@ func invalid(format string, args ...any) error {
 
 // normalize validates o and returns it with defaults filled in.
 func normalize(o Options) (*config, error) {
+	o, err := withURL(o)
+	if err != nil {
+		return nil, err
+	}
 	c := &config{Options: o}
 	if c.Host == "" {
 		c.Host = DefaultHost

@@ -68,11 +68,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	loops := fs.Int("poll-loops", 0, "netpoll event loops (0: netpoll's default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file at shutdown")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: serve: unexpected arguments %q", ErrUsage, fs.Args())
+	metricsAddr := fs.String("metrics", "", "also serve the Provider's counters in the Prometheus text format at http://ADDR/metrics (host:port)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	preset, err := compress.ParsePreset(*comp)
 	if err != nil {
@@ -146,6 +144,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "PEER networkcluster pid=%d addr=%s\n", os.Getpid(), p.Addr())
+	fmt.Fprintf(stdout, "target for run: loadtest run --target '%s'\n", serveURL(p, *cert != "", *key))
+	if *metricsAddr != "" {
+		stopMetrics, maddr, err := serveMetrics(*metricsAddr, p)
+		if err != nil {
+			p.Close()
+			return fmt.Errorf("serve: --metrics: %w", err)
+		}
+		defer stopMetrics()
+		fmt.Fprintf(stdout, "metrics: http://%s/metrics\n", maddr)
+	}
 
 	sctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

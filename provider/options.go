@@ -156,6 +156,13 @@ type Options struct {
 	Addr string
 	// Network is "tcp" (default; IPv4 and IPv6), "tcp4" or "tcp6".
 	Network string
+	// Listener, when set, is served by Start instead of binding Addr (a
+	// socket from systemd's socket activation, or one shared with other
+	// servers); the Provider owns it from Start on. A *net.TCPListener is
+	// served on the event loop, any other listener (and every one under
+	// TLS) with a goroutine per connection. To share a port with other
+	// HTTP handlers instead, see Provider.Handler.
+	Listener net.Listener
 	// Path of the WebSocket endpoint. Default "/connect". GET and HEAD
 	// /alive answer 200 "OK" (a health check); other methods there get 405.
 	Path string
@@ -254,6 +261,13 @@ type Options struct {
 	// Protocol says whether requests are offered (ProtocolAuto, the
 	// default) or every connection stays plain (ProtocolPlain).
 	Protocol ProtocolMode
+	// AuthorizeSubscribe decides whether a Consumer may join topic with
+	// consumer.Consumer.Subscribe (connections that negotiated requests
+	// only); true subscribes c as Connection.Subscribe would. It runs like
+	// OnMessage, on the connection's event loop: it must not block. Nil:
+	// every such subscribe is refused (the Consumer gets a *RemoteError of
+	// code 4). A Consumer may always unsubscribe.
+	AuthorizeSubscribe func(c *Connection, topic string) bool
 }
 
 // withDefaults returns o with every zero field set to its default, or an

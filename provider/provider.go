@@ -57,9 +57,10 @@ type Provider struct {
 	authSem  chan struct{}
 	stopOnce sync.Once
 
-	connMu sync.RWMutex
-	conns  []*Connection // open and closing connections
-	byID   map[string]*Connection
+	connMu  sync.RWMutex
+	conns   []*Connection // open and closing connections
+	byID    map[string]*Connection
+	lenWait lenWaiters // WaitLen
 
 	dlMu      sync.Mutex
 	deadlines map[*Connection]struct{}
@@ -70,7 +71,8 @@ type Provider struct {
 	sessMu   sync.Mutex
 	sessions map[string]*session // de-duplication windows by Consumer session
 
-	observers []Observer // set before Start (observer.go)
+	observers []Observer    // set before Start (observer.go)
+	queues    queueRegistry // job queues told of workers (queue.go)
 
 	stats counters
 }
@@ -136,7 +138,9 @@ func (p *Provider) Start() error {
 		Logger:     p.o.Logger,
 	}
 	var err error
-	if p.tlsConfig != nil {
+	if p.o.Listener != nil {
+		p.pl, err = p.serveListener(po)
+	} else if p.tlsConfig != nil {
 		var ln net.Listener
 		ln, err = net.Listen(p.o.Network, p.o.Addr)
 		if err == nil {
@@ -231,6 +235,7 @@ func (p *Provider) Close() error {
 }
 
 func (p *Provider) stop() {
+	p.queuesStop()
 	p.lifeMu.Lock() // a Start in progress finishes first
 	p.lifeMu.Unlock()
 	p.stopOnce.Do(func() {
@@ -384,6 +389,7 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 		p.detachSession(c.sess)
 	}
 	p.unregister(c)
+	p.queuesClosed(c)
 	p.stats.closed.Add(1)
 	code, reason := c.closeStatus()
 	if code == 0 {
@@ -564,6 +570,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		// Shutdown began during the upgrade and may have missed it.
 		c.closeWith(frame.CloseGoingAway, "provider shutting down")
 	}
+	p.queuesOpened(c)
 	return true
 }
 
@@ -588,6 +595,7 @@ func (p *Provider) register(c *Connection) {
 	p.conns = append(p.conns, c)
 	p.byID[c.id] = c
 	p.connMu.Unlock()
+	p.lenWait.changed()
 }
 
 func (p *Provider) unregister(c *Connection) {
@@ -607,6 +615,7 @@ func (p *Provider) unregister(c *Connection) {
 	p.conns = p.conns[:last]
 	c.regIndex = -1
 	delete(p.byID, c.id)
+	p.lenWait.changed() // under connMu: harmless, it only closes a channel
 }
 
 // --- timers ---

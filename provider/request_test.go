@@ -817,3 +817,19 @@ func TestConsumerAddrsFailover(t *testing.T) {
 		t.Fatalf("second Provider stats %+v", s)
 	}
 }
+
+// Options of the request protocol are validated.
+func TestRequestOptionsValidated(t *testing.T) {
+	for name, o := range map[string]provider.Options{
+		"negative timeout":      {RequestTimeout: -1},
+		"negative pending":      {MaxPendingRequests: -1},
+		"dedup requests":        {DedupWindow: provider.DedupWindow{Requests: -2}},
+		"dedup age":             {DedupWindow: provider.DedupWindow{Age: -1}},
+		"dedup bytes":           {DedupWindow: provider.DedupWindow{Bytes: -1}},
+		"unknown protocol mode": {Protocol: 7},
+	} {
+		if _, err := provider.New(o); !errors.Is(err, provider.ErrInvalidOptions) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
