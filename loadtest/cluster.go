@@ -41,6 +41,8 @@ const (
 	ncIDQuery  = "NCID:"
 	ncSendPref = "NCSEND:"
 	ncSentPref = "NCSENT:"
+	ncReqPref  = "NCREQ:"
+	ncRepPref  = "NCREPLY:"
 )
 
 func cmdCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -640,12 +642,19 @@ func ctlStats(ctx context.Context, ctl *consumer.Consumer, in <-chan []byte) (nc
 	}
 }
 
-// directedResult: Node.Send from A to Consumers on B, one at a time.
+// directedResult: Node.Send from A to a Consumer on B, and Node.Request
+// from A to a Consumer on B (remote) and on A (local), one at a time.
 type directedResult struct {
 	Sends  int     `json:"sends"`
 	P50us  float64 `json:"p50_us"`
 	P99us  float64 `json:"p99_us"`
 	Errors int     `json:"errors"`
+
+	RemoteReqP50us float64 `json:"remote_request_p50_us"`
+	RemoteReqP99us float64 `json:"remote_request_p99_us"`
+	LocalReqP50us  float64 `json:"local_request_p50_us"`
+	LocalReqP99us  float64 `json:"local_request_p99_us"`
+	ReqErrors      int     `json:"request_errors"`
 }
 
 // directed has a control connection on A ask Node.Send to Consumers on B,
@@ -722,6 +731,50 @@ func directed(ctx context.Context, nodes []*serverProc, n int) (*directedResult,
 		}
 	}
 	res.P50us, res.P99us = us(h.Percentile(50)), us(h.Percentile(99))
+
+	// Requests: to b (remote) and to a Consumer on A (local), which
+	// acknowledge them automatically (no OnRequest handler).
+	lin := make(chan []byte, 1024)
+	l, err := dial(0, lin)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Destroy()
+	if err := l.SendBinary([]byte(ncIDQuery)); err != nil {
+		return nil, err
+	}
+	lid, err := wait(lin, ncIDQuery)
+	if err != nil {
+		return nil, err
+	}
+	request := func(to string) (*histogram, error) {
+		h := &histogram{}
+		for i := range n {
+			t0 := time.Now()
+			if err := a.SendBinary([]byte(fmt.Sprintf("%s%s:%d", ncReqPref, to, i))); err != nil {
+				return nil, err
+			}
+			ans, err := wait(ain, ncRepPref)
+			if err != nil {
+				return nil, err
+			}
+			h.Record(time.Since(t0))
+			if !strings.HasSuffix(ans, ":ok") {
+				res.ReqErrors++
+			}
+		}
+		return h, nil
+	}
+	rh, err := request(id)
+	if err != nil {
+		return nil, err
+	}
+	lh, err := request(lid)
+	if err != nil {
+		return nil, err
+	}
+	res.RemoteReqP50us, res.RemoteReqP99us = us(rh.Percentile(50)), us(rh.Percentile(99))
+	res.LocalReqP50us, res.LocalReqP99us = us(lh.Percentile(50)), us(lh.Percentile(99))
 	return res, nil
 }
 
@@ -777,6 +830,8 @@ func (r *clusterReport) print(w io.Writer) {
 	fmt.Fprintf(w, "presence: node A counted B's and C's Consumers  %.0f ms after the last upgrade\n", r.Cluster.PresenceMs)
 	fmt.Fprintf(w, "directed Node.Send A→B, 1 in flight:            p50 %.0f µs, p99 %.0f µs, %d errors of %d (round trip to the control connection)\n",
 		r.Directed.P50us, r.Directed.P99us, r.Directed.Errors, r.Directed.Sends)
+	fmt.Fprintf(w, "Node.Request, 1 in flight, Consumer auto-acks: to B p50 %.0f µs, p99 %.0f µs; to A (local) p50 %.0f µs, p99 %.0f µs; %d errors\n",
+		r.Directed.RemoteReqP50us, r.Directed.RemoteReqP99us, r.Directed.LocalReqP50us, r.Directed.LocalReqP99us, r.Directed.ReqErrors)
 	fmt.Fprintf(w, "broadcasts written off (at most once):          %d single, %d one node, %d cluster\n",
 		r.Single.WrittenOff, r.OneNode.WrittenOff, r.Cluster.WrittenOff)
 	fmt.Fprintf(w, "nats-server CPU over the measured rounds:       %.0f ms\n", r.NatsCPUms)
