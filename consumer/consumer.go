@@ -59,9 +59,15 @@ type Consumer struct {
 	comp      *compress.Compressor
 	wsmall    []byte // encoding buffer for small frames
 
+	dead bool  // the reader knows the connection is lost: no more sends
+	werr error // the write error that broke the connection, if one did
+
 	// Read side: owned by the cycle goroutine.
 	rd reader
 	hs handshakeResult
+
+	// disp runs OnMessage and OnRequest off the read loop.
+	disp dispatcher
 
 	// Requests.
 	v2      atomic.Bool   // the current (or last) connection negotiated requests
@@ -98,6 +104,7 @@ func New(o Options) (*Consumer, error) {
 	c.addrIdx = rand.New(c.rng).IntN(len(cfg.urls)) // the start among Addrs
 	c.addr.Store(&cfg.urls[c.addrIdx].hostPort)
 	c.dialer = c.newDialer()
+	c.disp.init(cfg.QueueLength, cfg.QueueBytes, c.runMessage, c.destroyed.Load)
 	return c, nil
 }
 
@@ -144,10 +151,7 @@ func (c *Consumer) Ready(ctx context.Context) error {
 // wait waits until a connection is open or has opened since the opens
 // count was taken, or the cycle has ended.
 func (c *Consumer) wait(ctx context.Context, opens uint64) error {
-	c.mu.Lock()
-	self := c.runGID != 0 && goid() == c.runGID
-	c.mu.Unlock()
-	if self {
+	if c.handlerGoroutine() {
 		// Called from an event handler: waiting would wait for the very
 		// goroutine that runs the handler.
 		if c.connected.Load() {
@@ -193,8 +197,8 @@ func (c *Consumer) Close() error {
 func (c *Consumer) Destroy() { c.shutdown(true) }
 
 func (c *Consumer) shutdown(destroy bool) {
+	self := c.handlerGoroutine()
 	c.mu.Lock()
-	self := c.runGID != 0 && goid() == c.runGID
 	if c.closed {
 		nc, done := c.nc, c.done
 		if destroy && !c.destroyed.Load() {
@@ -243,6 +247,19 @@ func (c *Consumer) shutdown(destroy bool) {
 	}
 }
 
+// handlerGoroutine reports whether the caller is one of the Consumer's
+// goroutines that run event handlers: the cycle goroutine or the
+// dispatcher's.
+func (c *Consumer) handlerGoroutine() bool {
+	g := goid()
+	if c.disp.self(g) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.runGID != 0 && g == c.runGID
+}
+
 // closeEvent returns the code and reason of the close event.
 func closeEvent(destroyed bool, cause error) (frame.CloseCode, string) {
 	switch {
@@ -272,8 +289,14 @@ func (c *Consumer) notifyLocked() {
 // connection, or of the one the Consumer dials next or dialed last.
 func (c *Consumer) RemoteAddr() string { return *c.addr.Load() }
 
-// Connected reports whether a connection is open (from just before OnOpen
-// to just before OnDisconnect).
+// Connected reports whether a connection is open: from just before OnOpen
+// until the Consumer knows the connection is lost or closing, which is
+// before OnDisconnect and before the messages still queued for OnMessage
+// have been handled. After a network error or the heartbeat cutoff it turns
+// false at once; after a close frame from the Provider (or a protocol error
+// of its), once the close answer has gone out, which waits up to
+// [Options.CloseTimeout] for the replies to the messages read before it.
+// Sends fail from that moment on.
 func (c *Consumer) Connected() bool { return c.connected.Load() }
 
 // InFlight reports whether a connection attempt (dial and handshake) is in

@@ -138,6 +138,7 @@ func (c *Consumer) serve(s *session) {
 	c.wmu.Lock()
 	c.wc = s.nc
 	c.closeSent = false
+	c.dead, c.werr = false, nil
 	c.sentCode, c.sentWhy = 0, ""
 	c.comp = s.comp
 	c.gen.Add(1)
@@ -174,6 +175,18 @@ func (c *Consumer) serve(s *session) {
 	c.mu.Unlock()
 
 	code, reason := c.readLoop(s.nc)
+	// The connection is over (sends already fail): end TCP now rather than
+	// after the handlers have caught up.
+	_ = s.nc.Close()
+	// Our requests and subscriptions fail now, not once the handlers have
+	// caught up.
+	c.controlLost()
+	if !c.cfg.Resend {
+		c.failRequests(lostError(false))
+	}
+	// The messages read before the loss are handled before OnDisconnect
+	// (unless Destroy was called: they are then skipped).
+	c.disp.finish()
 
 	c.mu.Lock()
 	c.ready = false
@@ -187,10 +200,6 @@ func (c *Consumer) serve(s *session) {
 	c.connected.Store(false)
 	c.mu.Unlock()
 	c.stats.disconnects.Add(1)
-	c.controlLost()
-	if !c.cfg.Resend {
-		c.failRequests(lostError(false))
-	}
 	_ = s.nc.Close()
 	c.rd.release()
 	s.release()

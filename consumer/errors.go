@@ -14,8 +14,10 @@ var (
 	ErrInvalidOptions = errors.New("consumer: invalid options")
 
 	// ErrNotConnected is returned by the send methods when no connection is
-	// open: before the first connection, between a loss and the reconnect,
-	// or while the close handshake runs.
+	// open: before the first connection, once the Consumer knows the
+	// connection is lost (even while handlers still run messages read
+	// before the loss), between a loss and the reconnect, or while the
+	// close handshake runs.
 	ErrNotConnected = errors.New("consumer: not connected")
 
 	// ErrClosed is returned by Connect and the send methods once

@@ -97,6 +97,16 @@ func ExampleReconnect() {
 	// Output: true <nil>
 }
 
+// The Node network-cluster 1.0.4 policy instead of the default (which
+// retries forever): 10 attempts 1 s apart, then the Consumer gives up and
+// Connect returns an error wrapping ErrGaveUp.
+func ExampleNodeReconnect() {
+	r := consumer.NodeReconnect()
+	c, err := consumer.New(consumer.Options{Host: "provider.internal", Reconnect: r})
+	fmt.Println(c != nil, err, r.MaxAttempts, r.Interval)
+	// Output: true <nil> 10 1s
+}
+
 // Binary messages are sent and received alongside text.
 func ExampleConsumer_SendBinary() {
 	port, stop := startProvider(false)

@@ -67,6 +67,7 @@ func runReaderDeflate(t testing.TB, in []byte, mod func(*Options), deflate bool)
 	c.wc = fc
 	c.rd.reset(c.cfg, s)
 	code, _ := c.readLoop(fc)
+	c.disp.finish()
 	c.rd.release()
 	return code, msgs, fc.writes.Bytes()
 }

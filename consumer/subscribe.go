@@ -90,7 +90,7 @@ func (c *Consumer) control(ctx context.Context, op byte, topic string) error {
 	case c.isClosed.Load():
 		c.wmu.Unlock()
 		return ErrClosed
-	case c.wc == nil || c.closeSent:
+	case c.wc == nil || c.closeSent || c.dead:
 		c.wmu.Unlock()
 		return ErrNotConnected
 	case !c.v2.Load():
@@ -189,7 +189,7 @@ func (c *Consumer) onControlReply(e proto.Envelope) bool {
 	case undo:
 		// The caller was told it failed: leave the topic again.
 		c.wmu.Lock()
-		if c.wc != nil && !c.closeSent {
+		if c.wc != nil && !c.closeSent && !c.dead {
 			_, _ = c.sendControlLocked(&ctlCall{op: proto.ControlUnsubscribe, topic: call.topic})
 		}
 		c.wmu.Unlock()

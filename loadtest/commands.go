@@ -122,6 +122,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	targetS := fs.String("target", "", "server URL: ws://HOST:PORT/PATH[?key=SECRET], wss://..., or tcp://HOST:PORT for a raw TCP mirror (required)")
 	var sc scenarioConfig
 	fs.StringVar(&sc.Scenario, "scenario", scEcho, "scenario: "+strings.Join(scenarioNames, "|"))
+	fs.StringVar(&sc.Scenario, "scenarios", scEcho, "the same as --scenario (run takes one; the suite takes a list)")
 	fs.IntVar(&sc.Conns, "conns", 100, "connections (broadcast: receivers)")
 	fs.DurationVar(&sc.Duration, "duration", 4*time.Second, "measured time of the scenario (idle: settle time)")
 	fs.DurationVar(&sc.Warmup, "warmup", time.Second, "warm-up before each measured window")
@@ -315,6 +316,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		scen += ",compress"
 	}
 	fs.StringVar(&f.scenarios, "scenarios", scen, "scenarios to run, comma-separated")
+	fs.StringVar(&f.scenarios, "scenario", scen, "the same as --scenarios")
 	fs.DurationVar(&f.duration, "duration", 4*time.Second, "measured time of each scenario (idle: settle time)")
 	fs.DurationVar(&f.warmup, "warmup", time.Second, "warm-up before each measured window")
 	fs.IntVar(&f.runs, "runs", 1, "runs of everything; figures are the median over the runs (e.g. 3)")

@@ -242,6 +242,13 @@ func (r *result) coarseCPU(p0, p1 procSample) {
 	}
 }
 
+// noProc notes that the server's CPU and RSS could not be read: a server
+// that is not `loadtest serve` needs --server-pid (and to run on this
+// machine).
+func (r *result) noProc() {
+	r.note("server CPU and memory not available: give --server-pid (a server on this machine)")
+}
+
 // cpuUse returns the server's CPU use between two samples in % of one core.
 func cpuUse(p0, p1 procSample) float64 {
 	dt := p1.At.Sub(p0.At)
@@ -316,6 +323,8 @@ func (e *env) connect(ctx context.Context, sc scenarioConfig) (r *result, err er
 	if ok0 && ok1 {
 		r.add("cpu_per_upgrade_us", "server CPU/upgrade", "µs", cpuPer(p0, p1, uint64(or.OK), time.Microsecond), lower)
 		r.coarseCPU(p0, p1)
+	} else {
+		r.noProc()
 	}
 	r.setLatency(h, "connect+upgrade")
 	if or.Failed > 0 {
@@ -639,6 +648,8 @@ func (e *env) echo(ctx context.Context, sc scenarioConfig) (r *result, err error
 		r.add("cpu_per_msg_us", "server CPU/msg", "µs", cpuPer(p1, p2, msgs, time.Microsecond), lower)
 		r.coarseCPU(p1, p2)
 		r.add("server_cpu_pct", "server CPU use", "%", cpuUse(p1, p2), "")
+	} else {
+		r.noProc()
 	}
 	if c2.CPU > 0 {
 		r.add("client_cpu_pct", "harness CPU use", "%", cpuUse(c1, c2), "")
@@ -920,6 +931,8 @@ func (e *env) broadcast(ctx context.Context, sc scenarioConfig) (results []*resu
 			r.add("cpu_per_delivery_ns", "server CPU/delivery", "ns", cpuPer(p1, p2, dl, time.Nanosecond), lower)
 			r.coarseCPU(p1, p2)
 			r.add("server_cpu_pct", "server CPU use", "%", cpuUse(p1, p2), "")
+		} else {
+			r.noProc()
 		}
 		r.setLatency(h, "delivery")
 		if l := lost.Load(); l > 0 {
