@@ -56,6 +56,7 @@ commands:
   serve     a Provider speaking the harness protocol; prints the URL for run --target
   run       one scenario against a running WebSocket server (run --target URL)
   compare   the suite against our Provider and the peer servers of loadtest/peers
+  cluster   1 nats-server and 3 ncnode (cluster/natsbroker) against a single Provider
   help      this list
 
 loadtest <command> -h lists the flags of a command.
