@@ -21,7 +21,9 @@
 // latency with K messages in flight per connection), broadcast
 // (deliveries/s and delivery latency to N receivers, then with a share of
 // receivers that stop reading), compress (bytes on the wire, CPU and
-// memory per connection for a permessage-deflate preset).
+// memory per connection for a permessage-deflate preset), request and jobs
+// (requests and provider.Queue jobs per second, with lost and redelivered
+// counts).
 //
 // Output: progress on stderr, a table on stdout, the full result as JSON
 // (--json) and a latency plot as SVG (--svg; its path is printed).
