@@ -41,9 +41,9 @@ type ctlCall struct {
 // then undone; [ErrNotConnected], [ErrNotSupported] (the connection did not
 // negotiate requests), [ErrClosed] or [ErrInvalidTopic].
 //
-// The answer is read by the goroutine that runs OnOpen, OnMessage and
-// OnRequest: call Subscribe from elsewhere (from one of them it waits for
-// its timeout).
+// It may be called from OnMessage or OnRequest (they run off the read
+// loop), not from OnOpen: the answer is read once OnOpen has returned, so
+// there it waits for its timeout.
 func (c *Consumer) Subscribe(ctx context.Context, topic string) error {
 	return c.control(ctx, proto.ControlSubscribe, topic)
 }

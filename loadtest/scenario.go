@@ -28,7 +28,7 @@ const (
 	scCompress  = "compress"
 )
 
-var scenarioNames = []string{scConnect, scIdle, scEcho, scBroadcast, scCompress, scRequest}
+var scenarioNames = []string{scConnect, scIdle, scEcho, scBroadcast, scCompress, scRequest, scJobs}
 
 // scenarioConfig is one scenario to run against one server.
 type scenarioConfig struct {
@@ -58,6 +58,9 @@ type scenarioConfig struct {
 	Preset string
 	// Direction of the request scenario: dirC2P (default) or dirP2C.
 	Direction string
+	// KillShare is the share of workers of the jobs scenario that drop
+	// their TCP connection halfway through the measured window.
+	KillShare float64
 	// TLS runs the scenario over wss (the label starts with "wss ").
 	TLS bool `json:",omitempty"`
 }
@@ -78,6 +81,12 @@ func (sc scenarioConfig) label() string {
 		return fmt.Sprintf("compress %s %s n=%d", sc.Preset, sizeLabel(sc.Size), sc.Conns)
 	case scRequest:
 		return fmt.Sprintf("request %s %s n=%d k=%d", sc.Direction, sizeLabel(sc.Size), sc.Conns, sc.Inflight)
+	case scJobs:
+		l := fmt.Sprintf("jobs %s n=%d k=%d", sizeLabel(sc.Size), sc.Conns, sc.Inflight)
+		if sc.KillShare > 0 {
+			l += fmt.Sprintf(" kill=%g%%", sc.KillShare*100)
+		}
+		return l
 	}
 	return fmt.Sprintf("%s n=%d", sc.Scenario, sc.Conns)
 }
@@ -296,6 +305,9 @@ func (e *env) run(ctx context.Context, sc scenarioConfig) ([]*result, error) {
 		return e.broadcast(ctx, sc)
 	case scRequest:
 		r, err := e.request(ctx, sc)
+		return []*result{r}, err
+	case scJobs:
+		r, err := e.jobs(ctx, sc)
 		return []*result{r}, err
 	}
 	return nil, fmt.Errorf("%w: unknown scenario %q", ErrUsage, sc.Scenario)

@@ -564,9 +564,9 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	if p.announce != nil {
 		_ = c.pc.WriteShared(p.announce, true)
 	}
+	p.observeOpened(c) // before anyone can find c to subscribe it
 	p.register(c)
 	p.stats.opened.Add(1)
-	p.observeOpened(c)
 	if f := p.o.OnOpen; f != nil {
 		f(c)
 	}
