@@ -401,7 +401,7 @@ func (c *Conn) peerClosedLocked(err error) {
 // closed, its transport is done and no handler runs), marking it so that
 // it is due only once.
 func (c *Conn) finishLocked() bool {
-	if c.closed && c.transportDone && !c.dispatching && !c.finished {
+	if c.closed && c.transportDone && !c.dispatching && !c.finished && !c.tlsBusyLocked() {
 		c.finished = true
 		return true
 	}
@@ -448,13 +448,17 @@ func (c *Conn) deliver(in []byte) {
 		return
 	}
 	c.mu.Lock()
-	if c.closed {
+	if c.closed && !c.tlsLateLocked() {
 		c.mu.Unlock()
 		return
 	}
 	if c.dispatching {
 		// A Wake's OnData is running: park the bytes for its next round.
 		if c.inqN+len(in) > c.maxPending {
+			if c.closed {
+				c.mu.Unlock()
+				return
+			}
 			c.markClosedLocked(ErrPendingLimit)
 			c.mu.Unlock()
 			c.closeTransport()

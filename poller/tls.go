@@ -168,6 +168,7 @@ func (c *Conn) deliverTLS(in []byte) {
 	case l.state == tlsNew:
 		l.appendLocked(in)
 		l.state = tlsHandshake
+		l.busy = true // the handshake goroutine owns the input until it ends
 		l.sig = make(chan struct{}, 1)
 		l.tc = tls.Server(l, l.cfg)
 		c.p.gor.Add(1)
@@ -196,7 +197,10 @@ func (c *Conn) deliverTLS(in []byte) {
 }
 
 // handshake runs the server handshake, then opens the connection and
-// decrypts what arrived meanwhile.
+// decrypts what arrived meanwhile. It holds l.busy from the start, so that
+// OnClose waits for it: a peer that completed its handshake, sent data and
+// closed at once still gets OnOpen, OnData with that data, then OnClose,
+// as over TCP.
 func (l *tlsLayer) handshake() {
 	c := l.c
 	defer c.p.gor.Done()
@@ -205,12 +209,10 @@ func (l *tlsLayer) handshake() {
 	l.sig = nil
 	t := l.timer
 	l.timer = nil
-	if err == nil && l.shut {
-		err = net.ErrClosed
-	}
 	if err == nil {
-		l.state = tlsOpen
-		l.busy = true
+		l.state = tlsOpen // busy stays set: decrypt comes next
+	} else {
+		l.busy = false
 	}
 	l.mu.Unlock()
 	if t != nil {
@@ -221,13 +223,34 @@ func (l *tlsLayer) handshake() {
 			c.p.log.Debug("poller: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		}
 		_ = c.Close(&opError{op: "tls handshake", err: err})
+		c.tlsIdle()
 		return
 	}
-	if !c.open() {
+	if !c.openTLS() {
+		l.mu.Lock()
+		l.busy = false
+		l.mu.Unlock()
 		c.closeTransport()
+		c.tlsIdle()
 		return
 	}
 	l.decrypt()
+}
+
+// openTLS calls OnOpen once the handshake is done, as open does, also when
+// the peer has closed since (its data is still to be given to OnData); it
+// reports false if the connection was closed locally.
+func (c *Conn) openTLS() bool {
+	c.mu.Lock()
+	if c.closed && !c.tlsLateLocked() {
+		c.mu.Unlock()
+		return false
+	}
+	c.opened = true
+	c.dispatching = true
+	c.mu.Unlock()
+	c.dispatch(nil, false, true)
+	return true
 }
 
 // decrypt reads plaintext and gives it to the handler (through deliver,
@@ -307,6 +330,7 @@ func (l *tlsLayer) decrypt() {
 	// crypto/tls may have queued records while reading (an answer to a
 	// KeyUpdate); they go out now.
 	c.Flush()
+	c.tlsIdle()
 }
 
 // keepSrcLocked moves the unread transport bytes (older than raw's) into
@@ -452,6 +476,37 @@ func (l *tlsLayer) SetReadDeadline(time.Time) error  { return nil }
 func (l *tlsLayer) SetWriteDeadline(time.Time) error { return nil }
 
 // --- the Conn side ---
+
+// tlsLateLocked reports whether input may still be given to OnData on a
+// closed connection: plaintext of records the peer sent before it closed,
+// decrypted after the close was seen (a plain connection's input never
+// trails its close), for as long as OnClose is not due.
+func (c *Conn) tlsLateLocked() bool {
+	return c.tls != nil && c.peerClosed && !c.finished
+}
+
+// tlsBusyLocked reports whether a goroutine is decrypting c's input, which
+// holds OnClose back until that input has been given to OnData.
+func (c *Conn) tlsBusyLocked() bool {
+	if c.tls == nil {
+		return false
+	}
+	c.tls.mu.Lock()
+	busy := c.tls.busy
+	c.tls.mu.Unlock()
+	return busy
+}
+
+// tlsIdle is called by a decrypting goroutine once it cleared l.busy: an
+// OnClose held back meanwhile is due now.
+func (c *Conn) tlsIdle() {
+	c.mu.Lock()
+	fire := c.finishLocked()
+	c.mu.Unlock()
+	if fire {
+		c.fireClose()
+	}
+}
 
 // outLenLocked is what is queued and unwritten: plaintext, and records.
 func (c *Conn) outLenLocked() int {

@@ -299,3 +299,38 @@ func TestTLSVersionsAndCiphers(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSInputBeforePeerClose: records that arrive while another goroutine
+// is decrypting (here the handshake's, held in OnOpen) and that the peer
+// follows with its close are still given to OnData, before OnClose, as a
+// plain connection's input is.
+func TestTLSInputBeforePeerClose(t *testing.T) {
+	checkLeaks(t)
+	sent := make(chan struct{})
+	var got []byte
+	h := &testHandler{tb: t, closes: make(chan closeEvent, 1)}
+	h.open = func(c *Conn) {
+		<-sent
+		// Let netpoll see the bytes and the hang-up while OnOpen holds the
+		// decryption (the outcome must not depend on how long this is).
+		waitFor(t, "the peer's close", func() bool { return errors.Is(c.Write(nil, nil, true), ErrClosed) })
+	}
+	h.data = func(c *Conn, in []byte) int {
+		got = append(got, in...)
+		return len(in)
+	}
+	p := startNetpollTLS(t, h, Options{})
+	c := dialTLS(t, p.Addr().String())
+	if _, err := c.Write([]byte("last words")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	close(sent)
+	ev := recvClose(t, h.closes)
+	if string(got) != "last words" {
+		t.Fatalf("OnData got %q before OnClose(%v), want %q", got, ev.err, "last words")
+	}
+	if !errors.Is(ev.err, io.EOF) {
+		t.Fatalf("OnClose(%v), want io.EOF", ev.err)
+	}
+}
