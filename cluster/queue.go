@@ -51,7 +51,10 @@ type QueueStats struct {
 	// Refused counts Submit calls that got provider.ErrQueueFull.
 	Submitted, Done, Failed, Refused uint64
 	// Attempts counts jobs sent to a worker, RemoteAttempts those sent to
-	// a worker on another node, Redelivered those flagged redelivered.
+	// a worker on another node, Redelivered those flagged redelivered. A
+	// job refused before it reached the worker (stale presence: the owner
+	// no longer holds the connection, or its node is unreachable) is not
+	// counted once the refusal is known.
 	Attempts, RemoteAttempts, Redelivered uint64
 	// Lost counts attempts abandoned because their worker's node went
 	// down or left, or the worker left presence, before it answered.
@@ -281,14 +284,28 @@ func (q *Queue) scan() {
 		}
 	}
 	for id, w := range q.workers {
-		if w.present {
+		if !w.present {
+			delete(q.workers, id)
+		}
+	}
+	// Attempts on remote workers that left presence (their node went down
+	// or left, or they closed there; or they left the set earlier, refusing
+	// a job) are abandoned: the owner's answer may never come.
+	var alive map[string]bool
+	for j, w := range q.inflight {
+		if w.conn != nil || q.workers[w.id] == w {
 			continue
 		}
-		delete(q.workers, id)
-		if w.conn == nil && len(w.running) > 0 && !n.present(id) {
-			// Its node went down or left, or it closed there: the owner's
-			// answer may never come.
-			for _, cancel := range w.running {
+		if alive == nil {
+			alive = make(map[string]bool)
+		}
+		ok, known := alive[w.id]
+		if !known {
+			ok = n.present(w.id)
+			alive[w.id] = ok
+		}
+		if !ok {
+			if cancel := w.running[j]; cancel != nil {
 				cancel(errWorkerLost)
 			}
 		}
@@ -548,7 +565,16 @@ func (q *Queue) run(j *cjob, w *cworker, redeliver bool, ctx context.Context, re
 	notSent := errors.Is(err, ErrUnknownConnection) || errors.Is(err, ErrNodeUnreachable) ||
 		errors.Is(err, provider.ErrNotSupported) ||
 		(errors.Is(err, provider.ErrClosed) && !errors.Is(err, provider.ErrDisconnected))
-	if !notSent {
+	if notSent {
+		// Not an attempt: uncounted.
+		q.attempts--
+		if w.conn == nil {
+			q.remoteAttempts--
+		}
+		if redeliver {
+			q.redeliv--
+		}
+	} else {
 		j.attempts = append(j.attempts, provider.JobAttempt{Worker: w.id, Redelivered: redeliver, Err: err, Took: took})
 	}
 	var final error

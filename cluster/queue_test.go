@@ -1,0 +1,339 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/networkcluster/networkcluster/consumer"
+	"github.com/networkcluster/networkcluster/provider"
+)
+
+// ledger records what the workers of a test ran.
+type ledger struct {
+	mu          sync.Mutex
+	runs        map[string]int // job → handler runs
+	redelivered map[string]int // job → runs flagged redelivered
+	byNode      map[string]int // node → runs
+}
+
+func newLedger() *ledger {
+	return &ledger{runs: map[string]int{}, redelivered: map[string]int{}, byNode: map[string]int{}}
+}
+
+func (l *ledger) record(node string, r *consumer.Request) string {
+	job := string(r.Message().Data)
+	l.mu.Lock()
+	l.runs[job]++
+	l.byNode[node]++
+	if r.Redelivered() {
+		l.redelivered[job]++
+	}
+	l.mu.Unlock()
+	return job
+}
+
+// workers connects k Consumers to m whose handler is handle (after the
+// ledger has recorded the run), and waits until every node sees them in
+// presence as request-speaking connections.
+func workers(t *testing.T, m *member, k int, l *ledger, handle func(r *consumer.Request)) []*consumer.Consumer {
+	t.Helper()
+	host, port := splitAddr(t, m.addr)
+	out := make([]*consumer.Consumer, k)
+	for i := range out {
+		c, err := consumer.New(consumer.Options{Host: host, Port: port, OnRequest: func(r *consumer.Request) {
+			l.record(m.n.ID(), r)
+			handle(r)
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = c.Connect(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		out[i] = c
+		select {
+		case <-m.opened:
+		case <-time.After(10 * time.Second):
+			t.Fatal("not opened")
+		}
+	}
+	return out
+}
+
+// queueWorkers waits until q sees want workers, remote of them.
+func queueWorkers(t *testing.T, q *Queue, want, remote int) {
+	t.Helper()
+	eventually(t, "queue workers", func() error {
+		s := q.Stats()
+		if s.Workers != want || s.RemoteWorkers != remote {
+			return fmt.Errorf("workers %d (remote %d), want %d (%d)", s.Workers, s.RemoteWorkers, want, remote)
+		}
+		return nil
+	})
+}
+
+func reply(r *consumer.Request) { r.Reply(false, append([]byte("done:"), r.Message().Data...)) }
+
+// Jobs submitted on node a reach workers on b and c (and a), each gets
+// its worker's result, and the queue's counters add up.
+func TestClusterQueueSpreads(t *testing.T) {
+	hub := NewMemHub(0)
+	ms := cluster3(t, hub, provider.Options{}, Options{})
+	l := newLedger()
+	for _, m := range ms {
+		workers(t, m, 3, l, func(r *consumer.Request) {
+			time.Sleep(time.Millisecond)
+			reply(r)
+		})
+	}
+	q, err := ms[0].n.NewQueue(QueueOptions{MaxInFlight: 2, AttemptTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queueWorkers(t, q, 9, 6)
+	const jobs = 300
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			job := fmt.Sprint("j", i)
+			m, err := q.Submit(context.Background(), false, []byte(job))
+			if err != nil || string(m.Data) != "done:"+job {
+				failed.Add(1)
+				t.Errorf("%s: %q %v", job, m.Data, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.FailNow()
+	}
+	s := q.Stats()
+	if s.Done != jobs || s.Failed != 0 || s.Redelivered != 0 || s.Queued != 0 || s.InFlight != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range []string{"a", "b", "c"} {
+		if l.byNode[id] == 0 {
+			t.Fatalf("no job ran on node %s: %v", id, l.byNode)
+		}
+	}
+	if int(s.RemoteAttempts) != l.byNode["b"]+l.byNode["c"] {
+		t.Fatalf("remote attempts %d, runs on b and c %v", s.RemoteAttempts, l.byNode)
+	}
+	if err := q.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Submit(context.Background(), false, []byte("x")); !errors.Is(err, provider.ErrQueueClosed) {
+		t.Fatal(err)
+	}
+}
+
+// The proof across 3 nodes: jobs submitted on a, workers on b and c only.
+// Mid-run a worker on b drops its connection with a job in hand, and then
+// node c is lost while holding jobs: gracefully (Shutdown) or abruptly
+// (its broker link vanishes without a leave, as a SIGKILLed process's
+// would). Every job ends with one result, the lost jobs are redelivered
+// flagged, and no handler runs a job more than MaxAttempts times.
+func TestClusterQueueProof(t *testing.T) {
+	for _, mode := range []string{"shutdown", "vanish"} {
+		t.Run(mode, func(t *testing.T) { clusterQueueProof(t, mode) })
+	}
+}
+
+func clusterQueueProof(t *testing.T, mode string) {
+	hub := NewMemHub(0)
+	ms := cluster3(t, hub, provider.Options{}, Options{})
+	a, b, c := ms[0], ms[1], ms[2]
+	l := newLedger()
+	// A worker on b that holds its first job, then loses its connection.
+	held := make(chan struct{})
+	var dropOnce sync.Once
+	dropper := workers(t, b, 1, l, func(r *consumer.Request) {
+		dropOnce.Do(func() { close(held) })
+		// never answers: the test closes this Consumer
+	})
+	// Workers on c that hold their jobs once the test says so (c dies then).
+	var holdC atomic.Bool
+	cHeld := make(chan struct{}, 64)
+	workers(t, c, 3, l, func(r *consumer.Request) {
+		if holdC.Load() {
+			cHeld <- struct{}{}
+			return // never answers: node c is lost with it
+		}
+		time.Sleep(time.Millisecond)
+		reply(r)
+	})
+	workers(t, b, 3, l, func(r *consumer.Request) {
+		time.Sleep(time.Millisecond)
+		reply(r)
+	})
+	const maxAttempts = 3
+	q, err := a.n.NewQueue(QueueOptions{MaxInFlight: 2, MaxAttempts: maxAttempts, AttemptTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queueWorkers(t, q, 7, 7)
+
+	const jobs = 400
+	var returned atomic.Int32
+	outcomes := make([]int32, jobs)
+	var wg sync.WaitGroup
+	submit := func(i int) {
+		defer wg.Done()
+		job := fmt.Sprint("j", i)
+		m, err := q.Submit(context.Background(), false, []byte(job))
+		atomic.AddInt32(&outcomes[i], 1)
+		returned.Add(1)
+		if err != nil || string(m.Data) != "done:"+job {
+			t.Errorf("%s: %q %v", job, m.Data, err)
+		}
+	}
+	for i := range jobs / 2 {
+		wg.Add(1)
+		go submit(i)
+	}
+	// The dropper holds a job: drop it.
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the dropping worker got no job")
+	}
+	dropper[0].Close()
+	// Node c's workers now hold their next jobs, and c is lost.
+	holdC.Store(true)
+	for range 3 {
+		select {
+		case <-cHeld:
+		case <-time.After(20 * time.Second):
+			t.Fatal("c's workers got no job to hold")
+		}
+	}
+	switch mode {
+	case "shutdown":
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.n.Shutdown(ctx)
+		cancel()
+	case "vanish":
+		// The broker forgets c without a leave: a's requests to c hang
+		// until a declares c down (NodeTimeout).
+		c.b.Close(context.Background())
+	}
+	for i := jobs / 2; i < jobs; i++ {
+		wg.Add(1)
+		go submit(i)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("only %d of %d Submit calls returned; stats %+v", returned.Load(), jobs, q.Stats())
+	}
+	for i, n := range outcomes {
+		if n != 1 {
+			t.Fatalf("job %d: Submit returned %d times", i, n)
+		}
+	}
+	s := q.Stats()
+	if s.Done != jobs || s.Failed != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	l.mu.Lock()
+	redelivered := 0
+	for job, k := range l.runs {
+		if k > maxAttempts {
+			t.Errorf("job %s ran %d times", job, k)
+		}
+		if k > 1 && l.redelivered[job] == 0 {
+			t.Errorf("job %s ran %d times, never flagged redelivered", job, k)
+		}
+		redelivered += l.redelivered[job]
+	}
+	if len(l.runs) != jobs {
+		t.Errorf("%d jobs ran, want %d", len(l.runs), jobs)
+	}
+	l.mu.Unlock()
+	// Every attempt that gave no result led to exactly one redelivery
+	// (nothing failed for good): the dropped worker's job and the 3 held
+	// on c at least, plus any sent to c as it died; and a redelivered
+	// attempt may itself be lost with c before its handler runs.
+	if s.Attempts != s.Done+s.Redelivered || s.Redelivered < 4 || uint64(redelivered) > s.Redelivered {
+		t.Fatalf("queue redelivered %d, handlers saw %d flagged (want ≥ 4, at most the queue's); stats %+v", s.Redelivered, redelivered, s)
+	}
+	if mode == "vanish" && s.Lost < 3 {
+		t.Fatalf("lost attempts %d, want ≥ 3 (c's held jobs)", s.Lost)
+	}
+	t.Logf("%s: %+v", mode, s)
+	if err := q.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A node that shuts down ends its own queue's jobs: those waiting with
+// ErrClosed, those in flight with a *provider.JobError wrapping it.
+func TestClusterQueueSubmitterShutdown(t *testing.T) {
+	hub := NewMemHub(0)
+	ms := cluster3(t, hub, provider.Options{}, Options{})
+	a, b := ms[0], ms[1]
+	l := newLedger()
+	hold := make(chan struct{})
+	workers(t, b, 1, l, func(r *consumer.Request) { <-hold; reply(r) })
+	defer close(hold)
+	q, err := a.n.NewQueue(QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queueWorkers(t, q, 1, 1)
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			_, err := q.Submit(context.Background(), false, []byte(fmt.Sprint(i)))
+			errs <- err
+		}()
+	}
+	eventually(t, "one in flight, one queued", func() error {
+		if s := q.Stats(); s.InFlight != 1 || s.Queued != 1 {
+			return fmt.Errorf("%+v", s)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.n.Shutdown(ctx)
+	var je *provider.JobError
+	var sawJobErr, sawPlain bool
+	for range 2 {
+		select {
+		case err := <-errs:
+			switch {
+			case errors.As(err, &je) && errors.Is(err, ErrClosed):
+				sawJobErr = true
+			case errors.Is(err, ErrClosed):
+				sawPlain = true
+			default:
+				t.Fatalf("outcome %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Submit did not return after Shutdown")
+		}
+	}
+	if !sawJobErr || !sawPlain {
+		t.Fatalf("job error %v, plain %v", sawJobErr, sawPlain)
+	}
+	if _, err := q.Submit(context.Background(), false, []byte("x")); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+}
