@@ -337,3 +337,57 @@ func TestClusterQueueSubmitterShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A node that joins later learns the workers from the others' presence
+// snapshots, with their "speaks requests" bit: plain WebSocket connections
+// are not workers. A topic selects the workers subscribed to it anywhere.
+func TestClusterQueueSnapshotAndTopic(t *testing.T) {
+	hub := NewMemHub(0)
+	ms := cluster3(t, hub, provider.Options{}, Options{})
+	l := newLedger()
+	workers(t, ms[1], 2, l, reply)
+	workers(t, ms[2], 1, l, reply)
+	dialN(t, ms[1], 2, "t=render") // plain connections (no requests), on the topic
+	eventually(t, "presence", converged(ms, 5, "render", 2))
+	d := newMember(t, hub, "d", provider.Options{}, Options{})
+	q, err := d.n.NewQueue(QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queueWorkers(t, q, 3, 3)
+	if m, err := q.Submit(context.Background(), false, []byte("x")); err != nil || string(m.Data) != "done:x" {
+		t.Fatal(m, err)
+	}
+	// Only the plain connections are on "render": no workers.
+	qt, err := d.n.NewQueue(QueueOptions{Topic: "render"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := qt.Stats(); s.Workers != 0 {
+		t.Fatalf("plain connections taken as workers: %+v", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := qt.Submit(ctx, false, []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("no worker: %v", err)
+	}
+	// A worker subscribes to it on c (a Provider-side Subscribe): it is
+	// taken at once.
+	host, port := splitAddr(t, ms[2].addr)
+	c, err := consumer.New(consumer.Options{Host: host, Port: port, Parameters: map[string]string{"t": "render"}, OnRequest: reply})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	if err := c.Connect(cctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	queueWorkers(t, qt, 1, 1)
+	if m, err := qt.Submit(context.Background(), false, []byte("y")); err != nil || string(m.Data) != "done:y" {
+		t.Fatal(m, err)
+	}
+	qt.Close(context.Background())
+	q.Close(context.Background())
+}
