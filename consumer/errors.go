@@ -3,10 +3,22 @@ package consumer
 import (
 	"errors"
 	"strconv"
+
+	"github.com/networkcluster/networkcluster/frame"
 )
 
+// CloseCode is a WebSocket close status code, as the Provider's
+// provider.CloseCode; the constants are those of package frame
+// (frame.CloseNormal, frame.CloseGoingAway, ...).
+type CloseCode = frame.CloseCode
+
+// CloseError is a close code and reason, as the Provider's
+// provider.CloseError: a protocol violation by the Provider is reported
+// with one (to OnError). Test with errors.As.
+type CloseError = frame.CloseError
+
 // Sentinel errors. Every error the package returns wraps one of these, a
-// [*HandshakeError], a [*frame.CloseError] or the network error that caused
+// [*HandshakeError], a [*CloseError] or the network error that caused
 // it, so that errors.Is and errors.As can tell them apart.
 var (
 	// ErrInvalidOptions is wrapped by the error [New] returns for an
