@@ -38,6 +38,12 @@ var (
 	// error).
 	ErrClosed = errors.New("consumer: closed")
 
+	// ErrCloseTimeout is wrapped by the error [Consumer.Close] returns when
+	// the Provider did not answer the close frame within
+	// Options.CloseTimeout (or did not take it within WriteTimeout): the
+	// connection was dropped without a clean close handshake.
+	ErrCloseTimeout = errors.New("consumer: no close frame from the Provider within CloseTimeout")
+
 	// ErrGaveUp is wrapped by the error that [Consumer.Connect] and
 	// [Consumer.Ready] return once the reconnect policy has used up its
 	// attempts; that error also wraps the error of the last attempt.
