@@ -38,7 +38,7 @@
 //     jobs in flight may still run on other nodes' workers with nobody
 //     waiting for the result; a Shutdown ends them with ErrClosed.
 //   - Messages over the broker's size limit fail with ErrTooLarge (the NATS
-//     default is 1 MiB, less than a Consumer's 16 MiB MaxPayload: raise
+//     default is 1 MiB, less than a Consumer's 16 MiB MaxPayloadLength: raise
 //     max_payload on the server, up to 8 MiB, if you broadcast large
 //     messages).
 package cluster
