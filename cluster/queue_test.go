@@ -391,3 +391,65 @@ func TestClusterQueueSnapshotAndTopic(t *testing.T) {
 	qt.Close(context.Background())
 	q.Close(context.Background())
 }
+
+// Across nodes: a worker that does not answer within AttemptTimeout loses
+// the job to another (flagged redelivered); a worker's failure with a code
+// that is not retryable ends the job with a *provider.JobError wrapping
+// its *provider.RemoteError; attempts used up end it with
+// provider.ErrAttemptsExhausted.
+func TestClusterQueueTimeoutAndFailure(t *testing.T) {
+	hub := NewMemHub(0)
+	ms := cluster3(t, hub, provider.Options{}, Options{})
+	l := newLedger()
+	release := make(chan struct{})
+	workers(t, ms[1], 1, l, func(r *consumer.Request) {
+		switch string(r.Message().Data) {
+		case "slow":
+			// Past AttemptTimeout (the Data is only valid during the call).
+			go func() { <-release; r.Reply(false, []byte("done:slow")) }()
+		case "bad":
+			r.Fail(4000, "bad job")
+		default:
+			r.Fail(provider.CodeRetryMin, "busy")
+		}
+	})
+	workers(t, ms[2], 1, l, func(r *consumer.Request) {
+		switch string(r.Message().Data) {
+		case "slow":
+			reply(r)
+		case "bad":
+			r.Fail(4000, "bad job")
+		default:
+			r.Fail(provider.CodeRetryMin, "busy")
+		}
+	})
+	defer close(release)
+	q, err := ms[0].n.NewQueue(QueueOptions{AttemptTimeout: 300 * time.Millisecond, MaxAttempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queueWorkers(t, q, 2, 2)
+	// "slow": whichever worker gets it first, it ends on c, and if b had it
+	// first, c's run is flagged.
+	if m, err := q.Submit(context.Background(), false, []byte("slow")); err != nil || string(m.Data) != "done:slow" {
+		t.Fatal(m, err)
+	}
+	l.mu.Lock()
+	runs, flagged, onB := l.runs["slow"], l.redelivered["slow"], l.byNode["b"]
+	l.mu.Unlock()
+	if onB == 1 && (runs != 2 || flagged != 1) || onB == 0 && runs != 1 {
+		t.Fatalf("slow: runs %d, flagged %d, on b %d", runs, flagged, onB)
+	}
+	var je *provider.JobError
+	var re *provider.RemoteError
+	_, err = q.Submit(context.Background(), false, []byte("bad"))
+	if !errors.As(err, &je) || !errors.As(err, &re) || re.Code != 4000 || len(je.Attempts) != 1 {
+		t.Fatalf("bad: %v", err)
+	}
+	_, err = q.Submit(context.Background(), false, []byte("busy"))
+	if !errors.As(err, &je) || !errors.Is(err, provider.ErrAttemptsExhausted) || len(je.Attempts) != 2 ||
+		je.Attempts[0].Worker == je.Attempts[1].Worker || !je.Attempts[1].Redelivered {
+		t.Fatalf("busy: %v", err)
+	}
+	q.Close(context.Background())
+}
