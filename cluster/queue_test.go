@@ -139,6 +139,16 @@ func TestClusterQueueSpreads(t *testing.T) {
 	if _, err := q.Submit(context.Background(), false, []byte("x")); !errors.Is(err, provider.ErrQueueClosed) {
 		t.Fatal(err)
 	}
+	// Closed: its goroutine has ended and the Node no longer tells it of
+	// presence changes.
+	select {
+	case <-q.loopDone:
+	default:
+		t.Fatal("queue loop still running after Close")
+	}
+	if qs := ms[0].n.queues(); len(qs) != 0 {
+		t.Fatalf("%d queues still watching", len(qs))
+	}
 }
 
 // The proof across 3 nodes: jobs submitted on a, workers on b and c only.
