@@ -420,6 +420,9 @@ func (p *Provider) onHandshake(c *Connection, in []byte) int {
 	case !hasUpgradeHeader(req):
 		p.refuse(c, respUpgradeNeeded, RejectUpgrade)
 		return len(in)
+	case !checkHeaderFields(req):
+		p.refuse(c, respBadRequest, RejectBadRequest)
+		return len(in)
 	}
 	hs := p.getHandshake(c)
 	if p.o.Auth.Handler == nil {
