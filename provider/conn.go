@@ -77,6 +77,7 @@ type Connection struct {
 	awaiting atomic.Bool  // a ping was sent and not answered
 	strikes  atomic.Int32 // intervals without an answer
 	lastPing atomic.Int64 // unix nanoseconds of the last answer (pong)
+	hbKilled atomic.Bool  // the heartbeat closed it (counted once)
 
 	// Closing: the first close code and reason win.
 	closeMu     sync.Mutex

@@ -3,6 +3,9 @@ package provider
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/networkcluster/networkcluster/frame"
 )
 
 // Upgrade requests that RFC 6455 and RFC 9110 make invalid get 400 and
@@ -49,5 +52,32 @@ func TestHandshakeStrictHeaders(t *testing.T) {
 	}
 	if n := e.nOpened(); n != 2 {
 		t.Fatalf("%d connections opened, want 2", n)
+	}
+}
+
+// A connection the heartbeat closed counts once in HeartbeatKills however
+// long it takes to finish closing (here its OnMessage is still running).
+func TestHeartbeatKillCountedOnce(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	o := Options{
+		Heartbeat: Heartbeat{Interval: 20 * time.Millisecond, MaxStrikes: 1},
+		OnMessage: func(c *Connection, m Message) {
+			entered <- struct{}{}
+			<-release
+		},
+	}
+	p, e, addr := start(t, o)
+	silent := dial(t, addr, "/connect") // never answers a ping
+	if err := silent.WriteFrame(true, frame.OpText, []byte("block")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	e.wait(t, "the heartbeat kill", func(*events) bool { return p.Stats().HeartbeatKills > 0 })
+	time.Sleep(300 * time.Millisecond) // 15 intervals
+	close(release)
+	e.wait(t, "OnClose", func(e *events) bool { return len(e.closes) == 1 })
+	if n := p.Stats().HeartbeatKills; n != 1 {
+		t.Fatalf("HeartbeatKills = %d for one connection", n)
 	}
 }

@@ -701,6 +701,8 @@ func (p *Provider) heartbeat() {
 			}
 		case c.strikes.Load() < max:
 			c.strikes.Add(1)
+		case !c.hbKilled.CompareAndSwap(false, true):
+			// Killed at an earlier tick and still closing: counted once.
 		default:
 			p.stats.heartbeatKills.Add(1)
 			c.recordClose(frame.CloseAbnormal, "heartbeat: no answer after "+strconv.Itoa(int(max))+" strikes")
