@@ -67,6 +67,10 @@ type Provider struct {
 	topicMu sync.RWMutex
 	topics  map[string]*topic
 
+	hpMu sync.Mutex
+	hp   handlerPool  // runs OnOpen, OnMessage and OnClose
+	mem  atomic.Int64 // bytes of MemoryBudget in use
+
 	stats counters
 }
 
@@ -84,6 +88,7 @@ func New(o Options) (*Provider, error) {
 		topics:    make(map[string]*topic),
 		done:      make(chan struct{}),
 		authSem:   make(chan struct{}, o.Auth.MaxPending),
+		hp:        handlerPool{max: o.HandlerWorkers},
 		hbHeader:  heartbeatHeader(&o),
 	}
 	if p.log == nil {
@@ -380,9 +385,8 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 			reason = err.Error()
 		}
 	}
-	if f := p.o.OnClose; f != nil {
-		f(c, code, reason)
-	}
+	// After the messages received before the close have been handled.
+	c.queueClosed(code, reason)
 }
 
 // onHandshake handles input before the upgrade.
@@ -536,16 +540,16 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		MaxPayload: int64(p.maxFrameSize(c.deflate)),
 	}
 	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate)))
-	c.pc.SetMaxPending(p.maxFrameSize(c.deflate) + frame.MaxHeaderSize)
+	// Data frames are taken as their payload arrives (onFrames): the poller
+	// carries over at most a frame header or a control frame.
+	c.pc.SetMaxPending(maxCarried)
 	c.pc.SetMaxBuffered(p.o.MaxBackpressure)
 	if p.announce != nil {
 		_ = c.pc.WriteShared(p.announce, true)
 	}
 	p.register(c)
 	p.stats.opened.Add(1)
-	if f := p.o.OnOpen; f != nil {
-		f(c)
-	}
+	c.queueOpen()
 	if p.closing.Load() {
 		// Shutdown began during the upgrade and may have missed it.
 		c.closeWith(frame.CloseGoingAway, "provider shutting down")
@@ -669,6 +673,11 @@ func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 	}
 	return expired
 }
+
+// maxCarried caps the input the poller carries over for an open
+// connection: a partial frame header or control frame, or what arrives
+// while a woken OnData runs.
+const maxCarried = 64 << 10
 
 // handshakeExpired is the deadline of a connection whose handshake timed
 // out, for OnData to refuse.

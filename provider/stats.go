@@ -25,6 +25,12 @@ type Stats struct {
 	HeartbeatKills uint64
 	// ProtocolErrors counts connections failed for violating RFC 6455/7692.
 	ProtocolErrors uint64
+	// BudgetCloses counts connections closed with 1013 because a message
+	// did not fit Options.MemoryBudget; QueueCloses those closed with 1013
+	// because their handler queue was over Options.MaxHandlerQueue.
+	BudgetCloses, QueueCloses uint64
+	// MemoryInUse is the part of Options.MemoryBudget in use now.
+	MemoryInUse int64
 	// Rejected counts refused upgrade requests by reason
 	// (RejectReason.String() keys: "auth", "not_found", ...).
 	Rejected map[string]uint64
@@ -36,6 +42,7 @@ type counters struct {
 	bytesOut, framesCompressed               atomic.Uint64
 	backpressureCloses, backpressureRefusals atomic.Uint64
 	heartbeatKills, protocolErrors           atomic.Uint64
+	budgetCloses, queueCloses                atomic.Uint64
 	rejected                                 [numRejectReasons]atomic.Uint64
 }
 
@@ -54,6 +61,9 @@ func (p *Provider) Stats() Stats {
 		BackpressureRefusals: p.stats.backpressureRefusals.Load(),
 		HeartbeatKills:       p.stats.heartbeatKills.Load(),
 		ProtocolErrors:       p.stats.protocolErrors.Load(),
+		BudgetCloses:         p.stats.budgetCloses.Load(),
+		QueueCloses:          p.stats.queueCloses.Load(),
+		MemoryInUse:          p.mem.Load(),
 		Rejected:             make(map[string]uint64, numRejectReasons),
 	}
 	for i := range p.stats.rejected {
