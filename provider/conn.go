@@ -406,6 +406,7 @@ func (c *Connection) closeStatus() (CloseCode, string) {
 // run (so that their replies precede it).
 func (c *Connection) fail(err error) {
 	c.failed = true
+	c.releaseMsg() // nothing more is read
 	if c.deferAction(actFail, err) {
 		return
 	}
@@ -511,9 +512,7 @@ func (c *Connection) frameStart(h frame.Header) error {
 	if State(c.state.Load()) == StateOpen {
 		// Room for the whole frame at once, so that the buffer is not
 		// regrown (and copied) piece by piece.
-		if err := c.reserveMsg(int(h.Length)); err != nil {
-			return err
-		}
+		c.growMsg(int(h.Length))
 	}
 	return nil
 }
@@ -720,6 +719,7 @@ func (c *Connection) onControl(op frame.Opcode, payload []byte) error {
 			return err
 		}
 		c.peerClosed = true
+		c.releaseMsg() // nothing more is read
 		if c.deferPeerClose(code, reason) {
 			return nil
 		}
@@ -771,46 +771,37 @@ func putScratch(b *[]byte) {
 }
 
 // appendMsg appends p to the message being assembled, charging the memory
-// budget for it.
+// budget for it (errOverBudget if it is not there).
 func (c *Connection) appendMsg(p []byte) error {
-	if err := c.reserveMsg(len(p)); err != nil {
-		return err
+	if !c.p.charge(len(p)) {
+		c.p.stats.budgetCloses.Add(1)
+		return errOverBudget
 	}
+	c.growMsg(len(p))
 	c.msg.b = append(c.msg.b, p...)
+	c.msg.charged += len(p)
 	return nil
 }
 
-// reserveMsg makes room for n more bytes in the message being assembled
-// and charges them to the memory budget (errOverBudget if they are not
-// there). The charge of the buffer covers at least its length.
-func (c *Connection) reserveMsg(n int) error {
+// growMsg makes room for n more bytes in the message being assembled. Only
+// bytes appended are charged to the budget: room in a large buffer is
+// mapped memory that costs nothing until written.
+func (c *Connection) growMsg(n int) {
 	m := c.msg
-	have, charged := 0, 0
+	if m != nil && cap(m.b)-len(m.b) >= n {
+		return
+	}
+	size := n
 	if m != nil {
-		have, charged = len(m.b), m.charged
+		size = max(len(m.b)+n, 2*cap(m.b)) // fragments of unknown number: grow geometrically
 	}
-	need := have + n
-	if extra := need - charged; extra > 0 {
-		if !c.p.charge(extra) {
-			c.p.stats.budgetCloses.Add(1)
-			return errOverBudget
-		}
-		charged = need
+	nm := newMsgBuf(size)
+	if m != nil {
+		nm.b = append(nm.b, m.b...)
+		nm.charged = m.charged
+		freeMsgBuf(m)
 	}
-	if m == nil || cap(m.b) < need {
-		size := need
-		if m != nil {
-			size = max(need, 2*cap(m.b)) // fragments of unknown number: grow geometrically
-		}
-		nm := newMsgBuf(size)
-		if m != nil {
-			nm.b = append(nm.b, m.b...)
-			freeMsgBuf(m)
-		}
-		c.msg, m = nm, nm
-	}
-	m.charged = charged
-	return nil
+	c.msg = nm
 }
 
 // releaseMsg gives the assembly buffer back, with its budget charge.

@@ -1,11 +1,14 @@
 package provider
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/wstest"
 )
 
 // Upgrade requests that RFC 6455 and RFC 9110 make invalid get 400 and
@@ -79,5 +82,117 @@ func TestHeartbeatKillCountedOnce(t *testing.T) {
 	e.wait(t, "OnClose", func(e *events) bool { return len(e.closes) == 1 })
 	if n := p.Stats().HeartbeatKills; n != 1 {
 		t.Fatalf("HeartbeatKills = %d for one connection", n)
+	}
+}
+
+// Text is checked as a frame's payload arrives: the connection is failed
+// with 1007 at the first invalid byte of a large frame whose rest is never
+// sent, and nothing of the frame stays held.
+func TestInvalidTextInPartialFrame(t *testing.T) {
+	p, _, addr := start(t, Options{MaxPayloadLength: 4 << 20})
+	c := dial(t, addr, "/connect")
+	f := wstest.Frame(true, frame.OpText, 0, append([]byte("valid so far, then \xc0\xaf"), make([]byte, 2<<20)...))
+	if err := c.Write(f[:64]); err != nil { // header, 20 valid bytes, the bad ones, a little more
+		t.Fatal(err)
+	}
+	code, _, err := c.ExpectClose()
+	if err != nil || code != frame.CloseInvalidPayload {
+		t.Fatalf("close %v %v, want 1007", code, err)
+	}
+	if n := p.Stats().MemoryInUse; n != 0 {
+		t.Fatalf("MemoryInUse %d after the failure", n)
+	}
+}
+
+// A message that does not fit the Provider's memory budget closes its
+// connection with 1013, counted in Stats; the budget is given back as
+// messages are handled.
+func TestMemoryBudgetClose(t *testing.T) {
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	o := Options{
+		MaxPayloadLength: 64 << 10,
+		MemoryBudget:     64 << 10,
+		OnMessage: func(c *Connection, m Message) {
+			if len(m.Data) > 1000 {
+				held <- struct{}{}
+				<-release // holds its 40 KiB of the budget
+			}
+		},
+	}
+	p, e, addr := start(t, o)
+	a := dial(t, addr, "/connect")
+	b := dial(t, addr, "/connect")
+	if err := a.WriteFrame(true, frame.OpBinary, make([]byte, 40<<10)); err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	if n := p.Stats().MemoryInUse; n < 40<<10 {
+		t.Fatalf("MemoryInUse %d while a 40 KiB message is handled", n)
+	}
+	if err := b.WriteFrame(true, frame.OpBinary, make([]byte, 40<<10)); err != nil {
+		t.Fatal(err)
+	}
+	code, reason, err := b.ExpectClose()
+	if err != nil || code != frame.CloseTryAgainLater || !strings.Contains(reason, "memory budget") {
+		t.Fatalf("close %v %q %v, want 1013", code, reason, err)
+	}
+	close(release)
+	// The first connection goes on.
+	if err := a.WriteFrame(true, frame.OpText, []byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(t, "the small message", func(e *events) bool { return p.Stats().MessagesIn == 2 })
+	st := p.Stats()
+	if st.BudgetCloses != 1 || st.ProtocolErrors != 0 {
+		t.Fatalf("BudgetCloses %d, ProtocolErrors %d", st.BudgetCloses, st.ProtocolErrors)
+	}
+	e.wait(t, "the budget given back", func(*events) bool { return p.Stats().MemoryInUse == 0 })
+}
+
+// A connection whose handler queue is over MaxHandlerQueue is closed with
+// 1013 once the messages before the overflow are handled; the messages
+// that fitted are all delivered, in order, before the close frame.
+func TestHandlerQueueFull(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var got []string
+	o := Options{
+		MaxHandlerQueue: 16 << 10,
+		OnMessage: func(c *Connection, m Message) {
+			mu.Lock()
+			got = append(got, string(m.Data[:4]))
+			mu.Unlock()
+			if string(m.Data[:4]) == "0000" {
+				<-release
+			}
+		},
+	}
+	p, e, addr := start(t, o)
+	c := dial(t, addr, "/connect")
+	msg := func(i int) []byte { return append([]byte(fmt.Sprintf("%04d", i)), make([]byte, 1020)...) }
+	const sent = 40 // 40 KiB behind the blocked handler
+	for i := range sent {
+		if err := c.WriteFrame(true, frame.OpBinary, msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.wait(t, "the overflow", func(*events) bool { return p.Stats().QueueCloses == 1 })
+	close(release)
+	code, reason, err := c.ExpectClose()
+	if err != nil || code != frame.CloseTryAgainLater || !strings.Contains(reason, "handler queue") {
+		t.Fatalf("close %v %q %v, want 1013", code, reason, err)
+	}
+	c.Close()
+	e.wait(t, "OnClose", func(e *events) bool { return len(e.closes) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) < 10 || len(got) >= sent {
+		t.Fatalf("%d messages delivered of %d sent with a 16 KiB queue", len(got), sent)
+	}
+	for i, s := range got {
+		if s != fmt.Sprintf("%04d", i) {
+			t.Fatalf("message %d is %q", i, s)
+		}
 	}
 }
