@@ -1,7 +1,11 @@
 package provider
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -194,5 +198,38 @@ func TestHandlerQueueFull(t *testing.T) {
 		if s != fmt.Sprintf("%04d", i) {
 			t.Fatalf("message %d is %q", i, s)
 		}
+	}
+}
+
+// A client that sends its upgrade request and half-closes while the auth
+// handler runs gets its answer (101 or 403), then the close.
+func TestHalfCloseDuringAuth(t *testing.T) {
+	for _, accept := range []bool{true, false} {
+		t.Run(fmt.Sprint("accept ", accept), func(t *testing.T) {
+			o := Options{Auth: Auth{Handler: func(ctx context.Context, r *Request, _ url.Values) (bool, error) {
+				time.Sleep(200 * time.Millisecond)
+				return accept, nil
+			}}}
+			_, e, addr := start(t, o)
+			conn := sendUpgradeRequest(t, addr)
+			if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			resp, err := io.ReadAll(conn)
+			if err != nil {
+				t.Fatalf("read: %v (got %q)", err, resp)
+			}
+			want := "HTTP/1.1 403 Forbidden\r\n"
+			if accept {
+				want = "HTTP/1.1 101 Switching Protocols\r\n"
+			}
+			if !strings.HasPrefix(string(resp), want) {
+				t.Fatalf("response %q, want %q", resp, want)
+			}
+			if n := e.nOpened(); n != 0 {
+				t.Fatalf("%d connections opened", n)
+			}
+		})
 	}
 }

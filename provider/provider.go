@@ -446,6 +446,9 @@ func (p *Provider) onHandshake(c *Connection, in []byte) int {
 	}
 	hs.req = bytes.Clone(req)
 	c.setState(StateAuth)
+	// A client may half-close once its request is sent: it still gets the
+	// answer, then the close.
+	c.pc.KeepWritableAfterEOF(true)
 	// Frames sent right behind the request wait in the poller's buffer.
 	c.pc.SetMaxPending(p.maxFrameSize(true) + frame.MaxHeaderSize)
 	p.wg.Add(1)
@@ -507,6 +510,13 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 			p.report(fmt.Errorf("%w: connection from %s: %w", ErrAuthFailed, c.ip, hs.authErr))
 		}
 		p.stats.rejected[hs.rejected].Add(1)
+		p.respond(c, hs.resp)
+		return false
+	}
+	c.pc.KeepWritableAfterEOF(false) // from now on a half-close ends the connection
+	if c.pc.PeerEOF() {
+		// The client half-closed while its upgrade was checked: it gets
+		// the answer, then the close; nothing can be read from it.
 		p.respond(c, hs.resp)
 		return false
 	}
