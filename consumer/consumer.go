@@ -14,6 +14,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/networkcluster/networkcluster/compress"
 	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/proto"
 )
 
 // Consumer is a client of one Provider. Create it with [New].
@@ -61,6 +62,17 @@ type Consumer struct {
 	// Read side: owned by the cycle goroutine.
 	rd reader
 	hs handshakeResult
+
+	// Requests.
+	v2      atomic.Bool   // the current (or last) connection negotiated requests
+	gen     atomic.Uint64 // connections opened: a reply must go out on its request's
+	reqMu   sync.Mutex
+	reqNext uint64                 // the last request id used (ids are never reused)
+	reqs    map[uint64]*waiter     // unanswered requests, by id
+	session string                 // X-Network-Cluster-Session, with Resend
+	addrIdx int                    // index into cfg.urls of the Provider to dial next
+	addr    atomic.Pointer[string] // host:port of the current (or last) Provider
+	stats   counters
 }
 
 // New validates o and returns a Consumer that is not connected yet; call
@@ -79,6 +91,11 @@ func New(o Options) (*Consumer, error) {
 		done:   make(chan struct{}),
 		rng:    rand.NewChaCha8(seed),
 	}
+	if cfg.Resend && cfg.Protocol == ProtocolAuto {
+		c.session = proto.NewSessionID()
+	}
+	c.addrIdx = rand.New(c.rng).IntN(len(cfg.urls)) // the start among Addrs
+	c.addr.Store(&cfg.urls[c.addrIdx].hostPort)
 	c.dialer = c.newDialer()
 	return c, nil
 }
@@ -249,6 +266,10 @@ func (c *Consumer) notifyLocked() {
 	close(c.change)
 	c.change = make(chan struct{})
 }
+
+// RemoteAddr returns the "host:port" of the Provider of the current
+// connection, or of the one the Consumer dials next or dialed last.
+func (c *Consumer) RemoteAddr() string { return *c.addr.Load() }
 
 // Connected reports whether a connection is open (from just before OnOpen
 // to just before OnDisconnect).

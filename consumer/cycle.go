@@ -27,6 +27,7 @@ func (c *Consumer) run(ctx context.Context) {
 		if timer != nil {
 			timer.Stop()
 		}
+		c.failRequests(lostError(true))
 		c.mu.Lock()
 		destroyed := c.destroyed.Load()
 		if c.terminal == nil {
@@ -43,10 +44,16 @@ func (c *Consumer) run(ctx context.Context) {
 		close(c.done)
 	}()
 
-	wait := false
+	wait, lost := false, false
 	for {
 		if wait {
 			d := c.backoff(waits)
+			if lost && len(c.cfg.Addrs) > 0 {
+				// Full jitter after a loss: a fleet that lost its Provider
+				// spreads its reconnects over the interval.
+				d = time.Duration(rand.Int64N(int64(c.cfg.Reconnect.Interval) + 1))
+			}
+			lost = false
 			waits++
 			c.debug("network-cluster consumer: reconnecting", "in", d)
 			if timer == nil {
@@ -72,6 +79,7 @@ func (c *Consumer) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return // closed while dialing
 			}
+			c.nextAddr()
 			failures++
 			c.reportError(err)
 			var he *HandshakeError
@@ -87,7 +95,15 @@ func (c *Consumer) run(ctx context.Context) {
 		}
 		failures, waits = 0, 0
 		c.serve(s)
+		c.nextAddr()
+		lost = true
 	}
+}
+
+// nextAddr moves to the next Provider of Addrs. Only the cycle goroutine
+// dials, so addrIdx needs no lock.
+func (c *Consumer) nextAddr() {
+	c.addrIdx = (c.addrIdx + 1) % len(c.cfg.urls)
 }
 
 // backoff returns the wait before the next attempt, the n-th since the last
@@ -124,9 +140,18 @@ func (c *Consumer) serve(s *session) {
 	c.closeSent = false
 	c.sentCode, c.sentWhy = 0, ""
 	c.comp = s.comp
-	c.wmu.Unlock()
+	c.gen.Add(1)
+	c.v2.Store(s.v2)
 	c.connected.Store(true)
 	c.mu.Unlock()
+	c.stats.opens.Add(1)
+	if s.v2 {
+		// Requests left unanswered by the last connection go out first.
+		c.resendLocked()
+	} else {
+		c.failRequests(ErrNotSupported)
+	}
+	c.wmu.Unlock()
 
 	c.rd.reset(c.cfg, s)
 	if s.interval > 0 {
@@ -160,6 +185,10 @@ func (c *Consumer) serve(s *session) {
 	c.wmu.Unlock()
 	c.connected.Store(false)
 	c.mu.Unlock()
+	c.stats.disconnects.Add(1)
+	if !c.cfg.Resend {
+		c.failRequests(lostError(false))
+	}
 	_ = s.nc.Close()
 	c.rd.release()
 	s.release()

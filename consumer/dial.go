@@ -32,6 +32,7 @@ type session struct {
 	nc       net.Conn
 	interval time.Duration // from proto.HeartbeatHeader; 0 = not announced
 	deflate  bool
+	v2       bool // the subprotocol network-cluster.v2 was selected
 	comp     *compress.Compressor
 	dec      *compress.Decompressor
 }
@@ -64,8 +65,16 @@ func (c *Consumer) newDialer() ws.Dialer {
 			c.hs.body = readBody(resp)
 		},
 	}
-	if len(c.cfg.header) > 0 {
-		d.Header = ws.HandshakeHeaderHTTP(c.cfg.header)
+	h := c.cfg.header
+	if c.session != "" {
+		h = h.Clone()
+		h.Set(proto.SessionHeader, c.session)
+	}
+	if len(h) > 0 {
+		d.Header = ws.HandshakeHeaderHTTP(h)
+	}
+	if c.cfg.Protocol == ProtocolAuto {
+		d.Protocols = []string{proto.SubprotocolV1, proto.SubprotocolV2}
 	}
 	if c.cfg.compress.Enabled() {
 		offer := c.cfg.compress.Offer()
@@ -94,24 +103,26 @@ func readBody(resp io.Reader) string {
 // the permessage-deflate negotiation.
 func (c *Consumer) dial(ctx context.Context) (*session, error) {
 	c.hs = handshakeResult{}
-	nc, br, hs, err := c.dialer.Dial(ctx, c.cfg.url)
+	u := c.cfg.urls[c.addrIdx]
+	c.addr.Store(&u.hostPort)
+	nc, br, hs, err := c.dialer.Dial(ctx, u.url)
 	if err != nil {
 		var se ws.StatusError
 		if errors.As(err, &se) {
 			return nil, &HandshakeError{StatusCode: int(se), Status: c.hs.status, Body: c.hs.body}
 		}
-		return nil, fmt.Errorf("consumer: connect %s: %w", c.cfg.logURL, err)
+		return nil, fmt.Errorf("consumer: connect %s: %w", u.logURL, err)
 	}
 	if br != nil {
 		// The Provider sent frames in the same packet as its response.
 		nc = &prefixConn{Conn: nc, br: br}
 	}
-	s := &session{nc: nc, interval: c.hs.interval}
+	s := &session{nc: nc, interval: c.hs.interval, v2: hs.Protocol == proto.SubprotocolV2}
 	if err := c.negotiate(s, hs.Extensions); err != nil {
 		// RFC 7692 §5: a response the client cannot accept fails the
 		// connection.
 		c.failHandshake(nc, frame.CloseMandatoryExtension, "permessage-deflate response not accepted")
-		return nil, fmt.Errorf("consumer: connect %s: %w", c.cfg.logURL, err)
+		return nil, fmt.Errorf("consumer: connect %s: %w", u.logURL, err)
 	}
 	return s, nil
 }

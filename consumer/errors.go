@@ -38,6 +38,23 @@ var (
 	// disconnect reason) when no heartbeat arrived within the cutoff and
 	// the connection was dropped.
 	ErrHeartbeatCutoff = errors.New("consumer: no heartbeat within the cutoff")
+
+	// ErrNotSupported is returned by [Consumer.Request] when the
+	// connection did not negotiate requests: the Provider is the Node 1.0.4
+	// package or another server, or Options.Protocol is ProtocolPlain.
+	ErrNotSupported = errors.New("consumer: peer does not support requests")
+
+	// ErrDisconnected is wrapped by the error of a Request whose
+	// connection was lost before the reply (without Options.Resend), and
+	// by Reply and Fail when the request's connection has ended.
+	ErrDisconnected = errors.New("consumer: connection ended before the reply")
+
+	// ErrTooManyPending is returned by [Consumer.Request] at
+	// Options.MaxPendingRequests unanswered requests.
+	ErrTooManyPending = errors.New("consumer: too many pending requests")
+
+	// ErrAlreadyAnswered is returned by a second Reply or Fail.
+	ErrAlreadyAnswered = errors.New("consumer: request already answered")
 )
 
 // HandshakeError is returned (wrapped) when the Provider answers the upgrade

@@ -42,6 +42,12 @@ const (
 //
 // The Node network-cluster names are given in brackets.
 type Options struct {
+	// URL is the Provider's endpoint as one URL, "ws://host:port/path?k=v"
+	// or "wss://...", instead of Host, Port, Path and TLS (set none of them
+	// with it). The port defaults to 80 for ws and 443 for wss, the path to
+	// "/"; query parameters are added to Parameters. Default "" (the fields
+	// below).
+	URL string
 	// Host is the Provider's host name or IP address [host]. Default
 	// "localhost".
 	Host string
@@ -133,6 +139,43 @@ type Options struct {
 	// reconnect policy gave up or the Provider answered 403 (the reason is
 	// then that error).
 	OnClose func(code frame.CloseCode, reason string)
+
+	// Addrs lists several Providers as "host:port", instead of Host and
+	// Port (Path, TLS and Parameters apply to each). The Consumer starts at
+	// a random one and moves to the next after each failed attempt and
+	// after losing an open connection; before the first attempt after a
+	// loss it waits a random delay in [0, Reconnect.Interval] (full jitter),
+	// so that a fleet that loses its Provider does not reconnect in one
+	// burst.
+	Addrs []string
+
+	// OnRequest handles a request the Provider made with
+	// Connection.Request, on connections that negotiated requests. It runs
+	// like OnMessage, in order with the messages; the handler answers with
+	// r.Reply or r.Fail, there or later from any goroutine. A panic in it
+	// answers the request with a *RemoteError of code 2. Nil: a request is
+	// delivered to OnMessage and acknowledged with an empty reply once
+	// OnMessage has returned.
+	OnRequest func(r *Request)
+	// RequestTimeout bounds Request calls whose ctx has no deadline.
+	// Default 10 s.
+	RequestTimeout time.Duration
+	// MaxPendingRequests bounds the unanswered Requests; one more gets
+	// ErrTooManyPending. Default 1024.
+	MaxPendingRequests int
+	// Resend keeps the Requests that are unanswered when the connection is
+	// lost and sends them again, first and in their order, on the next
+	// connection (to any of Addrs), flagged redelivered, until each ends in
+	// a reply or its ctx. The Provider answers a resent request it has
+	// already handled from its de-duplication window without running the
+	// handler again; another Provider (after a failover) runs it again, so
+	// handlers must be idempotent: delivery is at least once. Each pending
+	// request keeps a copy of its payload. Off: pending requests fail with
+	// ErrDisconnected when the connection is lost.
+	Resend bool
+	// Protocol says whether requests are offered (ProtocolAuto, the
+	// default) or the upgrade is the plain Node 1.0.4 one (ProtocolPlain).
+	Protocol ProtocolMode
 }
 
 // Reconnect is the reconnect policy. The zero value is the default.
@@ -180,6 +223,7 @@ func (m Message) Text() string { return string(m.Data) }
 // config is the validated, defaulted copy of Options a Consumer uses.
 type config struct {
 	Options
+	urls     []target // one per Provider: Host:Port, or each of Addrs
 	url      string
 	logURL   string // url without its query, whose values may be secrets
 	useTLS   bool
@@ -201,6 +245,10 @@ func invalid(format string, args ...any) error {
 
 // normalize validates o and returns it with defaults filled in.
 func normalize(o Options) (*config, error) {
+	o, err := withURL(o)
+	if err != nil {
+		return nil, err
+	}
 	c := &config{Options: o}
 	if c.Host == "" {
 		c.Host = DefaultHost
@@ -327,6 +375,7 @@ func normalize(o Options) (*config, error) {
 		u.RawQuery = q.Encode()
 	}
 	c.url = u.String()
+	q := u.RawQuery
 	if _, err := url.ParseRequestURI(c.url); err != nil {
 		return nil, invalid("URL %q: invalid host, port or path", u.Redacted())
 	}
@@ -334,7 +383,44 @@ func normalize(o Options) (*config, error) {
 	// errors name the endpoint only.
 	u.RawQuery = ""
 	c.logURL = u.String()
+	if len(o.Addrs) == 0 {
+		c.urls = []target{{url: c.url, logURL: c.logURL, hostPort: u.Host}}
+	}
+	for _, a := range o.Addrs {
+		host, port, err := net.SplitHostPort(a)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, "/?#@ \t\r\n") {
+			return nil, invalid("Addrs: %q is not host:port", a)
+		}
+		au := u
+		au.Host = net.JoinHostPort(host, port)
+		logURL := au.String()
+		au.RawQuery = q
+		c.urls = append(c.urls, target{url: au.String(), logURL: logURL, hostPort: au.Host})
+	}
+	switch {
+	case c.RequestTimeout == 0:
+		c.RequestTimeout = DefaultRequestTimeout
+	case c.RequestTimeout < 0:
+		return nil, invalid("negative RequestTimeout")
+	}
+	switch {
+	case c.MaxPendingRequests == 0:
+		c.MaxPendingRequests = DefaultMaxPendingRequests
+	case c.MaxPendingRequests < 0:
+		return nil, invalid("negative MaxPendingRequests")
+	}
+	if c.Protocol > ProtocolPlain {
+		return nil, invalid("Protocol %d", c.Protocol)
+	}
 	return c, nil
+}
+
+// target is one Provider to dial.
+type target struct {
+	url      string // with the query
+	logURL   string // without it: its values may be secrets
+	hostPort string
 }
 
 func validHeaderName(k string) bool {

@@ -29,6 +29,7 @@ type reader struct {
 	stream int64
 
 	dec *compress.Decompressor
+	v2  bool // binary messages carry a request envelope
 
 	// Heartbeat.
 	headerHB  time.Duration // announced in the upgrade response
@@ -68,6 +69,7 @@ func (rd *reader) reset(cfg *config, s *session) {
 	rd.asm.SetMaxPayload(wire)
 	rd.release()
 	rd.dec = s.dec
+	rd.v2 = s.v2
 	rd.headerHB = s.interval
 	rd.textHB = 0
 	rd.firstData = true
@@ -400,9 +402,10 @@ func (c *Consumer) deliver(op frame.Opcode, compressed bool, data []byte) error 
 			return nil
 		}
 	}
-	if f := c.cfg.OnMessage; f != nil && !c.destroyed.Load() {
-		f(Message{Binary: op == frame.OpBinary, Data: data})
+	if op == frame.OpBinary && rd.v2 {
+		return c.onEnvelope(data)
 	}
+	c.deliverMessage(Message{Binary: op == frame.OpBinary, Data: data})
 	return nil
 }
 

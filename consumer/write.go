@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/proto"
 )
 
 // maxWriteChunk is the largest buffer one frame is encoded into: a larger
@@ -22,8 +23,15 @@ const smallWrite = 2 << 10
 // Send sends msg as a text message. It returns nil once the whole frame has
 // been handed to the kernel, [ErrNotConnected] or [ErrClosed] when there is
 // no open connection, [ErrInvalidUTF8] for a message that is not UTF-8, or
-// the write error (the connection is then dropped and reconnected). A message
-// is never dropped silently. msg is not retained.
+// the write error (the connection is then dropped and reconnected). msg is
+// not retained.
+//
+// A nil error says only that the kernel took the bytes: it does not say that
+// the Provider received them. If the connection is lost right after (the
+// Provider crashes, the network drops), the message is lost with it, and
+// Send cannot know. To know that the Provider has a message, send it with
+// [Consumer.Request]: its reply is the acknowledgement, and with
+// Options.Resend it survives a reconnect.
 //
 // Send is safe for concurrent use; concurrent messages never interleave. It
 // allocates nothing in steady state.
@@ -54,6 +62,30 @@ func (c *Consumer) send(op frame.Opcode, p []byte) error {
 			return ErrClosed
 		}
 		return ErrNotConnected
+	}
+	var env []byte
+	if op == frame.OpBinary && c.v2.Load() {
+		env = envPlain
+	}
+	if err := c.writeDataLocked(op, env, p); err != nil {
+		return err
+	}
+	c.stats.messagesOut.Add(1)
+	return nil
+}
+
+// envPlain is the envelope of a plain binary message on a v2 connection.
+var envPlain = []byte{proto.KindMessage}
+
+// writeDataLocked writes one data message whose payload is env (a v2
+// envelope header, or empty) followed by p, compressed when negotiated and
+// above the threshold. c.wmu must be held and the connection open.
+func (c *Consumer) writeDataLocked(op frame.Opcode, env, p []byte) error {
+	if len(env) > 0 {
+		j := getBuffer(len(env) + len(p))
+		j.b = append(append(j.b, env...), p...)
+		defer putBuffer(j)
+		p = j.b
 	}
 	if c.comp != nil && len(p) >= c.cfg.CompressThreshold {
 		b := getBuffer(len(p) + 64)

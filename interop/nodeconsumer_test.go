@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,6 +48,14 @@ func TestNodeClusterConsumer(t *testing.T) {
 		p.wait("OPEN 1", 10*time.Second)
 		waitFor(t, 5*time.Second, "OnOpen", func() bool { return len(ev.opened()) == 1 })
 		c := ev.opened()[0]
+		// The 1.0.4 Consumer offers no subprotocol: the connection stays
+		// plain and requests to it are refused, not sent.
+		if c.SupportsRequests() {
+			t.Error("requests negotiated with the Node 1.0.4 Consumer")
+		}
+		if _, err := c.Request(context.Background(), false, []byte("job")); !errors.Is(err, provider.ErrNotSupported) {
+			t.Errorf("Request to the Node 1.0.4 Consumer: %v, want ErrNotSupported", err)
+		}
 		for k, want := range map[string]string{"key": "SECRET KEY/1", "worker": "é 7", "role": "a&b=c"} {
 			if got := c.Parameters()[k]; len(got) != 1 || got[0] != want {
 				t.Errorf("parameter %s = %q, want [%q]", k, got, want)

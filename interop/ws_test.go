@@ -326,3 +326,31 @@ func TestWSNotConnected(t *testing.T) {
 		t.Fatalf("Ready = %v", err)
 	}
 }
+
+// A ws server without handleProtocols selects the first subprotocol
+// offered, network-cluster.v1 (as the Node 1.0.4 Provider, which echoes the
+// first offer): our Consumer then speaks the plain protocol byte for byte
+// (a binary echo comes back unchanged) and refuses requests.
+func TestWSNegotiation(t *testing.T) {
+	requireNode(t, "ws")
+	track(t, "ws")
+	p := startNodePeer(t, "ws-server.js")
+	c, r := newConsumer(t, p.port, nil)
+	t.Cleanup(func() { r.dumpOnFailure(t, p) })
+	p.wait("HEADER Sec-WebSocket-Protocol: network-cluster.v1, network-cluster.v2", 5*time.Second)
+	if c.SupportsRequests() {
+		t.Fatal("requests negotiated with a ws server")
+	}
+	if _, err := c.Request(context.Background(), true, []byte("job")); !errors.Is(err, consumer.ErrNotSupported) {
+		t.Fatalf("Request: %v, want ErrNotSupported", err)
+	}
+	bin := []byte{0, 1, 2, 0x11, 0xff}
+	if err := c.SendBinary(bin); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, true, bin)
+	if err := c.Send("text"); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, false, []byte("text"))
+}

@@ -63,6 +63,9 @@ type clientOptions struct {
 	MaxPayload int64
 	// ReadBuffer is the fixed read buffer of a connection.
 	ReadBuffer int
+	// Protocols are offered as subprotocols (request scenario: the
+	// network-cluster request protocol).
+	Protocols []string
 }
 
 // wsConn is one client connection. The read side (next) belongs to one
@@ -93,6 +96,8 @@ type wsConn struct {
 	// Extensions is the server's Sec-WebSocket-Extensions answer ("" if
 	// none). Set once by the handshake.
 	Extensions string
+	// Protocol is the subprotocol the server selected ("" if none).
+	Protocol string
 
 	bytesIn, bytesOut atomic.Int64
 	closed            atomic.Bool
@@ -175,7 +180,7 @@ func (c *wsConn) handshake() error {
 		offer = c.opt.Preset.Offer()
 		ext = offer.String()
 	}
-	c.wbuf = appendRequest(c.wbuf[:0], c.opt.Host, c.opt.RequestURI, key, ext)
+	c.wbuf = appendRequest(c.wbuf[:0], c.opt.Host, c.opt.RequestURI, key, ext, c.opt.Protocols...)
 	err := c.writeRaw(c.wbuf)
 	c.wbuf = c.wbuf[:0]
 	if err != nil {
@@ -187,10 +192,11 @@ func (c *wsConn) handshake() error {
 			return err
 		}
 		if complete {
-			exts, err := checkUpgrade(&resp, key, offered)
+			exts, err := checkUpgrade(&resp, key, offered, c.opt.Protocols...)
 			if err != nil {
 				return err
 			}
+			c.Protocol = resp.get("sec-websocket-protocol")
 			if err := c.negotiate(offer, exts); err != nil {
 				return err
 			}

@@ -65,12 +65,17 @@ func (sc *scenarioConfig) defaults() {
 	if sc.SlowFill == 0 && sc.SlowShare > 0 {
 		sc.SlowFill = defaultSlowFill
 	}
+	if sc.Scenario == scRequest && sc.Direction == "" {
+		sc.Direction = dirC2P
+	}
 }
 
 func (sc *scenarioConfig) validate() error {
 	switch {
 	case !slices.Contains(scenarioNames, sc.Scenario):
 		return fmt.Errorf("%w: unknown scenario %q (want %s)", ErrUsage, sc.Scenario, strings.Join(scenarioNames, ", "))
+	case sc.Scenario == scRequest && sc.Direction != dirC2P && sc.Direction != dirP2C:
+		return fmt.Errorf("%w: --direction %q (want %s or %s)", ErrUsage, sc.Direction, dirC2P, dirP2C)
 	case sc.Conns < 1:
 		return fmt.Errorf("%w: --conns must be at least 1", ErrUsage)
 	case sc.Duration <= 0 || sc.Warmup < 0:
@@ -118,24 +123,38 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var sc scenarioConfig
 	fs.StringVar(&sc.Scenario, "scenario", scEcho, "scenario: "+strings.Join(scenarioNames, "|"))
 	fs.IntVar(&sc.Conns, "conns", 100, "connections (broadcast: receivers)")
-	fs.DurationVar(&sc.Duration, "duration", 5*time.Second, "measured time (idle: settle time before measuring)")
-	fs.DurationVar(&sc.Warmup, "warmup", time.Second, "warm-up before measuring (echo, broadcast, compress)")
+	fs.DurationVar(&sc.Duration, "duration", 4*time.Second, "measured time of the scenario (idle: settle time)")
+	fs.DurationVar(&sc.Warmup, "warmup", time.Second, "warm-up before each measured window")
 	fs.IntVar(&sc.Inflight, "inflight", 0, "messages in flight per connection (echo, compress; default 1) or broadcasts in flight (default 2)")
 	fs.IntVar(&sc.Size, "size", 0, "payload bytes (default 64; broadcast and compress 1024)")
 	fs.Float64Var(&sc.SlowShare, "slow-share", 0, "broadcast: share of receivers that stop reading in a second phase, e.g. 0.1")
 	fs.Var((*byteSize)(&sc.SlowFill), "slow-fill", "broadcast: echo each slow receiver asks for as it stops reading (default 128KiB)")
 	fs.IntVar(&sc.Parallel, "parallel", defaultParallel, "connections dialed at once")
+	fs.StringVar(&sc.Direction, "direction", dirC2P, "request: c2p (the client requests, the server replies) or p2c (the server requests)")
 	jsonPath := fs.String("json", "", "write the full result as JSON to this file")
 	svgFlag := fs.String("svg", "auto", "latency plot: auto (a file in the temp directory), none, or a file name")
-	pid := fs.Int("server-pid", 0, "the server's process id, to read its CPU time and memory from /proc (found from the stats of `loadtest serve` when 0)")
+	pid := fs.Int("server-pid", 0, "the server's process id, to read its CPU time and memory from /proc (0: found from the stats of loadtest serve; against another server, CPU and memory are then shown as not available)")
 	sources := fs.Int("sources", defaultSources, "spread connections over 127.0.0.1 … 127.0.0.N (loopback targets, Linux)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target outside 127.0.0.0/8")
 	insecure := fs.Bool("insecure", false, "wss: do not verify the server certificate")
-	clientPreset := fs.String("compressor", defaultClientPreset, "permessage-deflate preset the client offers (compress)")
+	clientPreset := fs.String("compressor", defaultClientPreset, "permessage-deflate preset the client offers, in every scenario when given (compress: always)")
 	name := fs.String("name", "", "server name in the output (default: the target's host:port)")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	killAfter := fs.Duration("kill-after", 0, "request: instead of --target, start two serve processes, connect --conns Consumers with both as Addrs and Resend on, SIGKILL the busier Provider after this and count lost requests")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *killAfter > 0 {
+		if sc.Scenario != scRequest || *targetS != "" {
+			return fmt.Errorf("%w: --kill-after goes with --scenario request and no --target", ErrUsage)
+		}
+		var prog *progress
+		if !*quiet {
+			prog = newProgress(stderr)
+		}
+		sc.defaults()
+		return cmdFailover(ctx, stdout, prog, failoverConfig{Conns: sc.Conns, Inflight: sc.Inflight, Size: sc.Size,
+			KillAfter: *killAfter, After: sc.Duration, Timeout: 30 * time.Second, Interval: time.Second})
 	}
 	if *targetS == "" {
 		return fmt.Errorf("%w: run needs --target", ErrUsage)
@@ -158,7 +177,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		host, _, _ := strings.Cut(t.Host, ":")
 		opts.TLS = &tls.Config{ServerName: host, InsecureSkipVerify: *insecure, MinVersion: tls.VersionTLS12}
 	}
-	if sc.Scenario == scCompress {
+	offer := sc.Scenario == scCompress
+	fs.Visit(func(f *flag.Flag) { offer = offer || f.Name == "compressor" })
+	if offer {
 		if opts.Preset, err = compress.ParsePreset(*clientPreset); err != nil {
 			return fmt.Errorf("%w: --compressor: %v", ErrUsage, err)
 		}
@@ -184,7 +205,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 					sc.Preset = st.Compressor
 				}
 			} else {
-				prog.Printf("note: %v: CPU, memory and goroutines of the server are not reported", err)
+				e.NoStats = errors.Is(err, ErrNoStats)
+				if e.PID != 0 {
+					prog.Printf("note: %v: the server's heap and goroutines are not reported (CPU and RSS come from --server-pid)", err)
+				} else {
+					prog.Printf("note: %v: the server's CPU, memory and goroutines are not reported (give --server-pid for CPU and RSS)", err)
+				}
 			}
 			ctl.close()
 		} else {
@@ -265,7 +291,7 @@ type suiteFlags struct {
 	serveArgs                          string
 	peers, peersDir                    string
 	jsonPath, svg                      string
-	quiet                              bool
+	quiet, check                       bool
 }
 
 // cmdSuite runs the default suite (compare=false: our Provider only) or
@@ -284,7 +310,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		}
 		return suite
 	}
-	scen := "connect,idle,echo,broadcast"
+	scen := "connect,idle,echo,request,broadcast"
 	if compare {
 		scen += ",compress"
 	}
@@ -313,7 +339,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		"compress: server presets, comma-separated (our Provider only)")
 	fs.IntVar(&f.parallel, "parallel", defaultParallel, "connections dialed at once")
 	fs.IntVar(&f.sources, "sources", defaultSources, "spread connections over 127.0.0.1 … 127.0.0.N")
-	fs.StringVar(&f.serveArgs, "serve-args", "", "extra flags for `loadtest serve`, space-separated (e.g. \"--max-backpressure 65536\")")
+	fs.StringVar(&f.serveArgs, "serve-args", "", "extra flags for loadtest serve, space-separated (e.g. \"--max-backpressure 65536\")")
 	if compare {
 		fs.StringVar(&f.peers, "peers", "gorilla,nbio,gobwas,rawtcp", "peer servers, comma-separated")
 		fs.StringVar(&f.peersDir, "peers-dir", "", "directory of the peers module (default: found from the working directory)")
@@ -321,6 +347,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 	fs.StringVar(&f.jsonPath, "json", "", "write the full result as JSON to this file")
 	fs.StringVar(&f.svg, "svg", "auto", "latency plot: auto (a file in the temp directory), none, or a file name")
 	fs.BoolVar(&f.quiet, "q", false, "no progress lines on stderr")
+	fs.BoolVar(&f.check, "check", false, "judge the performance targets: exit status 1 if one is missed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -381,7 +408,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 	fmt.Fprintln(stdout)
 	writeTable(stdout, aggs, servers)
 	checks := checkTargets(aggs, servers)
-	writeTargets(stdout, checks)
+	writeTargets(stdout, checks, f.check)
 	rep := &fullReport{Tool: "network-cluster loadtest", Command: strings.TrimSpace(name + " " + strings.Join(args, " ")),
 		Started: started, Finished: time.Now(), Env: envi, Servers: servers, Runs: f.runs,
 		Summary: aggs, Targets: checks, Results: results}
@@ -395,6 +422,9 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		if r.Error != "" {
 			return fmt.Errorf("%w: some scenarios failed (see the errors above)", ErrScenario)
 		}
+	}
+	if n := missed(checks); f.check && n > 0 {
+		return fmt.Errorf("%w: %d of %d missed (see above)", ErrTargets, n, len(checks))
 	}
 	return nil
 }
@@ -435,6 +465,20 @@ func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 			if f.stallConns > 0 && f.stallShare > 0 {
 				sc.Conns, sc.SlowShare, sc.SlowFill = f.stallConns, f.stallShare, f.stallFill
 				out = append(out, sc)
+			}
+		case scRequest:
+			// Same N, size and K as echo, both directions, for ratios in
+			// one run.
+			sc.Conns, sc.Size = f.echoConns, f.echoSize
+			for _, dir := range []string{dirC2P, dirP2C} {
+				for k := range strings.SplitSeq(f.echoInflight, ",") {
+					n, err := strconv.Atoi(strings.TrimSpace(k))
+					if err != nil {
+						return nil, fmt.Errorf("%w: --echo-inflight %q", ErrUsage, f.echoInflight)
+					}
+					sc.Inflight, sc.Direction = n, dir
+					out = append(out, sc)
+				}
 			}
 		case scCompress:
 			sc.Conns, sc.Size = f.compressConns, f.compressSize
@@ -478,7 +522,7 @@ func runPlan(ctx context.Context, prog *progress, scs []scenarioConfig, servers 
 				if ctx.Err() != nil {
 					return results
 				}
-				if (s == "rawtcp" && sc.Scenario != scEcho) || (sc.Scenario == scCompress && s != ours) {
+				if (s == "rawtcp" && sc.Scenario != scEcho) || ((sc.Scenario == scCompress || sc.Scenario == scRequest) && s != ours) {
 					continue
 				}
 				var spec serverSpec
@@ -546,7 +590,16 @@ func failed(sc scenarioConfig, server string, run int, err error) *result {
 // (or KB/MB, taken as binary units too).
 type byteSize int
 
-func (b *byteSize) String() string { return sizeLabel(int(*b)) }
+func (b *byteSize) String() string {
+	n := int(*b)
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "KiB"
+	}
+	return strconv.Itoa(n)
+}
 
 func (b *byteSize) Set(s string) error {
 	s = strings.TrimSpace(s)

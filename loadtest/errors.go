@@ -29,4 +29,6 @@ var (
 	// ErrScenario: a scenario could not run as asked (for example a
 	// broadcast against a server that does not broadcast).
 	ErrScenario = errors.New("loadtest: scenario failed")
+	// ErrTargets: with --check, a performance target was missed.
+	ErrTargets = errors.New("loadtest: targets missed")
 )

@@ -227,6 +227,9 @@ func parseStats(p []byte) (peerStats, error) {
 	if !ok {
 		return st, fmt.Errorf("%w: answer without the %s prefix", ErrNoStats, statsQuery)
 	}
+	if len(rest) == 0 {
+		return st, fmt.Errorf("%w: the server echoed the query (it does not speak the harness protocol)", ErrNoStats)
+	}
 	if err := json.Unmarshal(rest, &st); err != nil {
 		return peerStats{}, fmt.Errorf("%w: %v", ErrNoStats, err)
 	}
@@ -267,7 +270,9 @@ func (k *ctlConn) read() {
 		if err != nil {
 			return
 		}
-		if op == frame.OpBinary && len(p) > len(statsQuery) && string(p[:len(statsQuery)]) == statsQuery {
+		// An exact echo of the query (any echo server) is an answer too:
+		// parseStats says the server has no stats, without waiting.
+		if op == frame.OpBinary && len(p) >= len(statsQuery) && string(p[:len(statsQuery)]) == statsQuery {
 			select {
 			case k.answers <- bytes.Clone(p):
 			default:

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -28,7 +29,8 @@ func acceptKey(key string) string {
 
 // appendRequest appends the upgrade request for requestURI (path and query)
 // on host to dst. extensions is the Sec-WebSocket-Extensions offer, or "".
-func appendRequest(dst []byte, host, requestURI, key, extensions string) []byte {
+// protocols, if any, are offered as Sec-WebSocket-Protocol.
+func appendRequest(dst []byte, host, requestURI, key, extensions string, protocols ...string) []byte {
 	dst = append(dst, "GET "...)
 	dst = append(dst, requestURI...)
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
@@ -36,6 +38,11 @@ func appendRequest(dst []byte, host, requestURI, key, extensions string) []byte 
 	dst = append(dst, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "...)
 	dst = append(dst, key...)
 	dst = append(dst, "\r\nSec-WebSocket-Version: 13\r\n"...)
+	if len(protocols) > 0 {
+		dst = append(dst, "Sec-WebSocket-Protocol: "...)
+		dst = append(dst, strings.Join(protocols, ", ")...)
+		dst = append(dst, "\r\n"...)
+	}
 	if extensions != "" {
 		dst = append(dst, "Sec-WebSocket-Extensions: "...)
 		dst = append(dst, extensions...)
@@ -111,7 +118,8 @@ func parseResponse(b []byte) (r response, complete bool, err error) {
 // checkUpgrade checks a complete response against the request key (RFC 6455
 // §4.1, the client's checks 1–6). extensions are returned for the caller to
 // negotiate; offered says whether the request offered any.
-func checkUpgrade(r *response, key string, offered bool) (extensions []string, err error) {
+// protocols are the subprotocols offered: the server may select one of them.
+func checkUpgrade(r *response, key string, offered bool, protocols ...string) (extensions []string, err error) {
 	if r.status != 101 {
 		return nil, &handshakeError{Status: r.status, Reason: r.reason}
 	}
@@ -124,8 +132,8 @@ func checkUpgrade(r *response, key string, offered bool) (extensions []string, e
 	if got := r.header["sec-websocket-accept"]; len(got) != 1 || got[0] != acceptKey(key) {
 		return nil, fmt.Errorf("%w: wrong Sec-WebSocket-Accept", ErrHandshake)
 	}
-	if len(r.header["sec-websocket-protocol"]) > 0 {
-		return nil, fmt.Errorf("%w: subprotocol chosen but none offered", ErrHandshake)
+	if sel := r.header["sec-websocket-protocol"]; len(sel) > 0 && (len(sel) > 1 || !slices.Contains(protocols, sel[0])) {
+		return nil, fmt.Errorf("%w: subprotocol %q chosen but not offered", ErrHandshake, clip(strings.Join(sel, ", ")))
 	}
 	ext := r.header["sec-websocket-extensions"]
 	if len(ext) > 0 && !offered {

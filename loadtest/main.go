@@ -7,6 +7,7 @@
 //	loadtest serve [flags]            a Provider speaking the harness protocol
 //	loadtest run --target URL ...     one scenario against a running server
 //	loadtest compare [flags]          the suite against our Provider and the peer servers
+//	loadtest cluster [flags]          3 Providers joined by NATS (cluster/natsbroker) vs one
 //
 // Every server speaks the harness protocol of loadtest/peers/PROTOCOL.md:
 // it echoes each message, broadcasts a binary message that starts with
@@ -46,18 +47,29 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage:
-  loadtest [suite] [flags]          default suite against an embedded Provider
-  loadtest serve [flags]            a Provider speaking the harness protocol
-  loadtest run --target URL [flags] one scenario against a running server
-  loadtest compare [flags]          the suite against our Provider and the peers
-  loadtest <command> -h             the flags of a command
+const usage = `usage: loadtest [command] [flags]
+
+commands:
+  suite     the default suite against an embedded Provider (the default command; about a minute)
+  serve     a Provider speaking the harness protocol; prints the URL for run --target
+  run       one scenario against a running WebSocket server (run --target URL)
+  compare   the suite against our Provider and the peer servers of loadtest/peers
+  help      this list
+
+loadtest <command> -h lists the flags of a command.
 `
 
 // realMain runs the command in args and returns the exit status: 0, 1 for
 // a failure, 2 for bad usage.
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := "suite"
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
@@ -71,6 +83,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = cmdSuite(ctx, args, stdout, stderr, false)
 	case "compare":
 		err = cmdSuite(ctx, args, stdout, stderr, true)
+	case "cluster":
+		err = cmdCluster(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -85,7 +99,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if errors.Is(err, errHelp) {
 		return 0
 	}
-	fmt.Fprintln(stderr, "loadtest:", err)
+	// The sentinels already say "loadtest:".
+	fmt.Fprintln(stderr, "loadtest:", strings.TrimPrefix(err.Error(), "loadtest: "))
 	if errors.Is(err, ErrUsage) {
 		return 2
 	}

@@ -33,6 +33,15 @@ type aggregate struct {
 	hist *histogram
 }
 
+func (a *aggregate) metric(key string) (metric, bool) {
+	for _, m := range a.Metrics {
+		if m.Key == key {
+			return m, true
+		}
+	}
+	return metric{}, false
+}
+
 func (a *aggregate) get(key string) (float64, bool) {
 	for _, m := range a.Metrics {
 		if m.Key == key {
@@ -100,7 +109,10 @@ func aggregateOf(rs []*result) *aggregate {
 	}
 	for _, k := range keys {
 		m := proto[k]
-		m.Value = median(vals[k])
+		m.Value = median(vals[k]) // sorts vals[k]
+		if v := vals[k]; len(v) > 1 {
+			m.Min, m.Max = v[0], v[len(v)-1]
+		}
 		a.Metrics = append(a.Metrics, m)
 	}
 	if a.hist != nil {
@@ -153,42 +165,77 @@ func group(v float64) string {
 
 // bytesLabel formats a byte count with a binary unit.
 func bytesLabel(v float64) string {
-	a := math.Abs(v)
-	switch {
-	case a < 1<<10:
-		return fmt.Sprintf("%.0f B", v)
-	case a < 1<<20:
-		return fmt.Sprintf("%.1f KB", v/(1<<10))
-	case a < 1<<30:
-		return fmt.Sprintf("%.1f MB", v/(1<<20))
-	}
-	return fmt.Sprintf("%.2f GB", v/(1<<30))
+	return bytesScale(math.Abs(v))(v)
 }
 
-// formatValue renders a metric value with its unit.
-func formatValue(v float64, unit string) string {
-	switch unit {
-	case "/s":
-		return group(v) + "/s"
-	case "µs":
-		switch {
-		case v >= 1e6:
-			return fmt.Sprintf("%.2f s", v/1e6)
-		case v >= 1000:
-			return fmt.Sprintf("%.2f ms", v/1000)
-		case v >= 10:
-			return fmt.Sprintf("%.0f µs", v)
-		}
-		return fmt.Sprintf("%.2f µs", v)
-	case "ns":
-		return fmt.Sprintf("%.0f ns", v)
-	case "B":
-		return bytesLabel(v)
-	case "%":
-		return fmt.Sprintf("%.1f%%", v)
+// bytesScale returns the formatter of a byte count in the unit that suits
+// m, the smallest non-zero magnitude it will format: one unit for a whole
+// row, precise for its smallest figure.
+func bytesScale(m float64) func(float64) string {
+	switch {
+	case m < 1<<10:
+		return func(v float64) string { return num(v) + " B" }
+	case m < 1<<20:
+		return func(v float64) string { return num(v/(1<<10)) + " KiB" }
+	case m < 1<<30:
+		return func(v float64) string { return num(v/(1<<20)) + " MiB" }
+	}
+	return func(v float64) string { return num(v/(1<<30)) + " GiB" }
+}
+
+// num prints v with two significant decimals below 10, one below 100, and
+// none (with thousands separators) above.
+func num(v float64) string {
+	switch a := math.Abs(v); {
+	case a == 0 || math.IsNaN(v):
+		return group(v)
+	case a < 10:
+		return fmt.Sprintf("%.2f", v)
+	case a < 100:
+		return fmt.Sprintf("%.1f", v)
 	}
 	return group(v)
 }
+
+// formatValue renders a metric value with its unit.
+func formatValue(v float64, unit string) string { return formatter(unit, math.Abs(v))(v) }
+
+// formatter returns the formatter of values in unit whose smallest
+// non-zero magnitude is m: every value of a row gets the same unit.
+func formatter(unit string, m float64) func(float64) string {
+	switch unit {
+	case "/s":
+		return func(v float64) string { return group(v) + "/s" }
+	case "µs":
+		// Latency percentiles and CPU per event read best in one unit
+		// across rows: µs throughout.
+		return func(v float64) string { return num(v) + " µs" }
+	case "ns":
+		return func(v float64) string { return fmt.Sprintf("%.0f ns", v) }
+	case "B":
+		return bytesScale(m)
+	case "%":
+		return func(v float64) string { return fmt.Sprintf("%.1f%%", v) }
+	}
+	return group
+}
+
+// spread renders the range of a median over runs as ±half of it, relative
+// to the median ("" for one run or no spread).
+func spread(m metric) string {
+	if m.Max <= m.Min || m.Value == 0 || math.IsNaN(m.Value) {
+		return ""
+	}
+	return fmt.Sprintf(" ±%.0f%%", 100*(m.Max-m.Min)/2/math.Abs(m.Value))
+}
+
+// legend explains the table.
+const legend = `legend: ↑ higher is better, ↓ lower is better. ÷peer is our figure divided by the peer's
+  (better for us above 1× on a ↑ row, below 1× on a ↓ row). With --runs above 1, each figure is the
+  median over the runs and ±N% is half the range between runs, relative to the median. Units:
+  /s per second; µs microseconds; B, KiB, MiB bytes (1 KiB = 1024 B), one unit per row;
+  CPU use in % of one core.
+`
 
 // writeTable prints the summary as one block per scenario label: a row per
 // metric, a column per server, and with more than one server a column
@@ -249,11 +296,23 @@ func writeTable(w io.Writer, aggs []*aggregate, servers []string) {
 				arrow = "↓"
 			}
 			cells := []string{"  " + k.Name, arrow}
+			minAbs := math.Inf(1)
+			for _, s := range servers {
+				if a := byLabel[l][s]; a != nil {
+					if v, ok := a.get(k.Key); ok && !math.IsNaN(v) && v != 0 {
+						minAbs = math.Min(minAbs, math.Abs(v))
+					}
+				}
+			}
+			if math.IsInf(minAbs, 1) {
+				minAbs = 0
+			}
+			format := formatter(k.Unit, minAbs)
 			for _, s := range servers {
 				cell := ""
 				if a := byLabel[l][s]; a != nil {
-					if v, ok := a.get(k.Key); ok {
-						cell = formatValue(v, k.Unit)
+					if m, ok := a.metric(k.Key); ok {
+						cell = format(m.Value) + spread(m)
 					}
 				}
 				cells = append(cells, cell)
@@ -299,6 +358,7 @@ func writeTable(w io.Writer, aggs []*aggregate, servers []string) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
+	fmt.Fprint(w, legend)
 	for _, l := range labels {
 		for _, s := range servers {
 			if a := byLabel[l][s]; a != nil {
@@ -357,17 +417,48 @@ func (e envInfo) String() string {
 	return s
 }
 
-// targetCheck is one target of issue 7 (or of the broadcast proof of issue
-// 6) judged on the figures of a run.
+// targetCheck is one of the library's performance targets judged on the
+// figures of a run: Ratio is the median's, [RatioMin, RatioMax] the range
+// the runs allow.
 type targetCheck struct {
-	Target string  `json:"target"`
-	Label  string  `json:"label"`
-	Want   string  `json:"want"`
-	Ours   float64 `json:"ours"`
-	Other  float64 `json:"other"`
-	Ratio  float64 `json:"ratio"`
-	Met    bool    `json:"met"`
-	Note   string  `json:"note,omitempty"`
+	Target   string  `json:"target"`
+	Label    string  `json:"label"`
+	Want     string  `json:"want"`
+	Ours     float64 `json:"ours"`
+	Other    float64 `json:"other"`
+	Ratio    float64 `json:"ratio"`
+	RatioMin float64 `json:"ratio_min,omitempty"`
+	RatioMax float64 `json:"ratio_max,omitempty"`
+	Met      bool    `json:"met"`
+	// Uncertain: the range between runs reaches both sides of the target.
+	Uncertain bool   `json:"uncertain,omitempty"`
+	Note      string `json:"note,omitempty"`
+}
+
+// judge sets Met from the median and Uncertain from the range.
+func (c *targetCheck) judge(ok func(float64) bool) {
+	c.Met = ok(c.Ratio)
+	if c.RatioMax > c.RatioMin {
+		c.Uncertain = ok(c.RatioMin) != ok(c.RatioMax)
+	}
+}
+
+// ratioRange is the range of o÷p given the ranges of o and p over runs.
+func ratioRange(o, p metric) (lo, hi float64) {
+	if o.Max <= o.Min && p.Max <= p.Min {
+		return 0, 0
+	}
+	oLo, oHi, pLo, pHi := o.Value, o.Value, p.Value, p.Value
+	if o.Max > o.Min {
+		oLo, oHi = o.Min, o.Max
+	}
+	if p.Max > p.Min {
+		pLo, pHi = p.Min, p.Max
+	}
+	if pLo <= 0 || pHi <= 0 {
+		return 0, 0
+	}
+	return oLo / pHi, oHi / pLo
 }
 
 // fullReport is the JSON written by --json.
@@ -405,8 +496,8 @@ func findAgg(aggs []*aggregate, server string, match func(*aggregate) bool) *agg
 	return nil
 }
 
-// checkTargets judges the targets of issues 6 and 7 on the aggregates, for
-// whichever of them the run measured.
+// checkTargets judges the library's performance targets on the
+// aggregates, for whichever of them the run measured.
 func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 	var out []targetCheck
 	has := func(s string) bool { return slices.Contains(servers, s) }
@@ -426,12 +517,15 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 		if o == nil || p == nil {
 			return
 		}
-		ov, ok1 := o.get(key)
-		pv, ok2 := p.get(key)
-		if !ok1 || !ok2 || pv == 0 {
+		om, ok1 := o.metric(key)
+		pm, ok2 := p.metric(key)
+		if !ok1 || !ok2 || pm.Value == 0 {
 			return
 		}
-		out = append(out, targetCheck{Target: target, Label: o.Label, Want: want, Ours: ov, Other: pv, Ratio: ov / pv, Met: ok(ov / pv)})
+		c := targetCheck{Target: target, Label: o.Label, Want: want, Ours: om.Value, Other: pm.Value, Ratio: om.Value / pm.Value}
+		c.RatioMin, c.RatioMax = ratioRange(om, pm)
+		c.judge(ok)
+		out = append(out, c)
 	}
 	isScenario := func(sc string, m func(*aggregate) bool) func(*aggregate) bool {
 		return func(a *aggregate) bool { return a.Scenario == sc && m(a) }
@@ -447,21 +541,25 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 	// Echo with 16 in flight: ≥ 2× the best WebSocket peer, ≥ 0.8× raw TCP.
 	k16 := isScenario(scEcho, labelHas(" k=16"))
 	if o := findAgg(aggs, ours, k16); o != nil {
-		ov, _ := o.get("msgs_per_s")
-		best, bestName := 0.0, ""
+		om, _ := o.metric("msgs_per_s")
+		var best metric
+		bestName := ""
 		for _, s := range servers {
 			if s == ours || s == "rawtcp" {
 				continue
 			}
 			if p := findAgg(aggs, s, k16); p != nil {
-				if v, ok := p.get("msgs_per_s"); ok && v > best {
-					best, bestName = v, s
+				if m, ok := p.metric("msgs_per_s"); ok && m.Value > best.Value {
+					best, bestName = m, s
 				}
 			}
 		}
-		if best > 0 {
-			out = append(out, targetCheck{Target: "echo 64 B, 16 in flight: messages/s at least 2× the best peer (" + bestName + ")",
-				Label: o.Label, Want: "ours÷best ≥ 2", Ours: ov, Other: best, Ratio: ov / best, Met: ov/best >= 2})
+		if best.Value > 0 {
+			c := targetCheck{Target: "echo 64 B, 16 in flight: messages/s at least 2× the best peer (" + bestName + ")",
+				Label: o.Label, Want: "ours÷best ≥ 2", Ours: om.Value, Other: best.Value, Ratio: om.Value / best.Value}
+			c.RatioMin, c.RatioMax = ratioRange(om, best)
+			c.judge(func(r float64) bool { return r >= 2 })
+			out = append(out, c)
 		}
 		if has("rawtcp") {
 			ratio("echo 64 B, 16 in flight: messages/s at least 0.8× raw TCP", "ours÷rawtcp ≥ 0.8",
@@ -475,36 +573,72 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 		ratio("connect: upgrades/s at least 1.5× gorilla's", "ours÷gorilla ≥ 1.5",
 			isScenario(scConnect, labelHas("")), "upgrades_per_s", "gorilla", func(r float64) bool { return r >= 1.5 })
 	}
-	// Issue 6: with some receivers not reading, the others keep ≥ 90 %,
-	// and the server's memory stays within their backpressure limits.
+	// With some receivers not reading, the others keep ≥ 90 %, and the
+	// server's memory stays within their backpressure limits.
 	for _, o := range aggs {
 		if o.Server != ours || o.Scenario != scBroadcast || !strings.Contains(o.Label, "not reading") {
 			continue
 		}
-		if v, ok := o.get("rate_kept_pct"); ok {
-			out = append(out, targetCheck{Target: "broadcast with receivers not reading: the others keep ≥ 90 % of their rate",
-				Label: o.Label, Want: "≥ 90 %", Ours: v, Ratio: v / 100, Met: v >= 90})
+		if m, ok := o.metric("rate_kept_pct"); ok {
+			c := targetCheck{Target: "broadcast with receivers not reading: the others keep ≥ 90 % of their rate",
+				Label: o.Label, Want: "≥ 0.9", Ours: m.Value, Ratio: m.Value / 100, RatioMin: m.Min / 100, RatioMax: m.Max / 100}
+			c.judge(func(r float64) bool { return r >= 0.9 })
+			out = append(out, c)
 		}
-		if v, ok := o.get("rss_growth_per_slow"); ok {
+		if m, ok := o.metric("rss_growth_per_slow"); ok {
 			if bound, ok := o.get("backpressure_limit"); ok && bound > 0 {
-				out = append(out, targetCheck{Target: "broadcast with receivers not reading: server memory growth per slow receiver within its backpressure limit",
-					Label: o.Label, Want: "growth ÷ limit ≤ 1", Ours: v, Other: bound, Ratio: v / bound, Met: v <= bound})
+				c := targetCheck{Target: "broadcast with receivers not reading: server memory growth per slow receiver within its backpressure limit",
+					Label: o.Label, Want: "growth ÷ limit ≤ 1", Ours: m.Value, Other: bound, Ratio: m.Value / bound,
+					RatioMin: m.Min / bound, RatioMax: m.Max / bound}
+				c.judge(func(r float64) bool { return r <= 1 })
+				out = append(out, c)
 			}
 		}
 	}
 	return out
 }
 
-func writeTargets(w io.Writer, checks []targetCheck) {
+// writeTargets prints the targets the run measured: their ratios and
+// spread, and with check a verdict for each.
+func writeTargets(w io.Writer, checks []targetCheck, check bool) {
 	if len(checks) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\ntargets (issues 6 and 7):")
-	for _, c := range checks {
-		verdict := "MET    "
-		if !c.Met {
-			verdict = "NOT MET"
-		}
-		fmt.Fprintf(w, "  %s  %s: %.2f (%s) [%s]\n", verdict, c.Target, c.Ratio, c.Want, c.Label)
+	if check {
+		fmt.Fprintln(w, "\ntargets (--check: the exit status is 1 if one is missed; judged on the median):")
+	} else {
+		fmt.Fprintln(w, "\ntargets (give --check to judge them):")
 	}
+	for _, c := range checks {
+		rng := ""
+		if c.RatioMax > c.RatioMin {
+			rng = fmt.Sprintf(", runs %.2f to %.2f", c.RatioMin, c.RatioMax)
+		}
+		verdict := ""
+		if check {
+			switch {
+			case c.Met && c.Uncertain:
+				verdict = "met (within the spread)  "
+			case c.Met:
+				verdict = "met                      "
+			case c.Uncertain:
+				verdict = "MISSED (within the spread)"
+			default:
+				verdict = "MISSED                   "
+			}
+			verdict += " "
+		}
+		fmt.Fprintf(w, "  %s%s: %.2f (want %s%s) [%s]\n", verdict, c.Target, c.Ratio, c.Want, rng, c.Label)
+	}
+}
+
+// missed counts the targets whose median misses.
+func missed(checks []targetCheck) int {
+	n := 0
+	for _, c := range checks {
+		if !c.Met {
+			n++
+		}
+	}
+	return n
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
@@ -27,7 +28,7 @@ const (
 	scCompress  = "compress"
 )
 
-var scenarioNames = []string{scConnect, scIdle, scEcho, scBroadcast, scCompress}
+var scenarioNames = []string{scConnect, scIdle, scEcho, scBroadcast, scCompress, scRequest}
 
 // scenarioConfig is one scenario to run against one server.
 type scenarioConfig struct {
@@ -55,6 +56,8 @@ type scenarioConfig struct {
 	Parallel int
 	// Preset names the server's compressor (compress; for the label).
 	Preset string
+	// Direction of the request scenario: dirC2P (default) or dirP2C.
+	Direction string
 }
 
 // label identifies a scenario's rows across servers and runs.
@@ -66,6 +69,8 @@ func (sc scenarioConfig) label() string {
 		return fmt.Sprintf("broadcast %s n=%d", sizeLabel(sc.Size), sc.Conns)
 	case scCompress:
 		return fmt.Sprintf("compress %s %s n=%d", sc.Preset, sizeLabel(sc.Size), sc.Conns)
+	case scRequest:
+		return fmt.Sprintf("request %s %s n=%d k=%d", sc.Direction, sizeLabel(sc.Size), sc.Conns, sc.Inflight)
 	}
 	return fmt.Sprintf("%s n=%d", sc.Scenario, sc.Conns)
 }
@@ -92,6 +97,10 @@ type metric struct {
 	Unit   string  `json:"unit"`
 	Value  float64 `json:"value"`
 	Better string  `json:"better,omitempty"` // "higher" or "lower"
+	// Min and Max are the extremes over the runs of an aggregate (Value is
+	// their median); both 0 for one run.
+	Min float64 `json:"min,omitempty"`
+	Max float64 `json:"max,omitempty"`
 }
 
 const (
@@ -153,9 +162,12 @@ func (r *result) setLatency(h *histogram, what string) {
 
 // env is one server under test as the scenarios see it.
 type env struct {
-	Name    string
-	Opts    *clientOptions
-	PID     int // 0: CPU and RSS come only from the stats query, if at all
+	Name string
+	Opts *clientOptions
+	PID  int // 0: CPU and RSS come only from the stats query, if at all
+	// NoStats: the server does not answer the stats query (any WebSocket
+	// echo server): the scenarios do not ask.
+	NoStats bool
 	Sources []net.IP
 	Prog    *progress
 	epoch   time.Time
@@ -268,6 +280,9 @@ func (e *env) run(ctx context.Context, sc scenarioConfig) ([]*result, error) {
 		return []*result{r}, err
 	case scBroadcast:
 		return e.broadcast(ctx, sc)
+	case scRequest:
+		r, err := e.request(ctx, sc)
+		return []*result{r}, err
 	}
 	return nil, fmt.Errorf("%w: unknown scenario %q", ErrUsage, sc.Scenario)
 }
@@ -354,9 +369,18 @@ func (e *env) idle(ctx context.Context, sc scenarioConfig) (r *result, err error
 		return r, err
 	}
 	defer ctl.close()
-	st0, err := ctl.stats(ctx)
+	var st0 peerStats
+	err = fmt.Errorf("%w: not asked (it did not answer before)", ErrNoStats)
+	if !e.NoStats {
+		st0, err = ctl.stats(ctx)
+	}
+	stats := err == nil
 	if err != nil {
-		return r, err
+		if !errors.Is(err, ErrNoStats) {
+			return r, err
+		}
+		// Any WebSocket server will do: only /proc then tells its memory.
+		r.note("server heap and goroutines not available: %v", err)
 	}
 	p0, ok0 := e.sample()
 	f := e.newFleet("idle")
@@ -364,8 +388,10 @@ func (e *env) idle(ctx context.Context, sc scenarioConfig) (r *result, err error
 	if err := e.openStrict(ctx, f, sc, nil, drain); err != nil {
 		return r, err
 	}
-	if _, err := waitConns(ctx, ctl, sc.Conns+1, 10*time.Second); err != nil {
-		return r, err
+	if stats {
+		if _, err := waitConns(ctx, ctl, sc.Conns+1, 10*time.Second); err != nil {
+			return r, err
+		}
 	}
 	e.Prog.Printf("%s idle: %d connections open; settling %v", e.Name, sc.Conns, sc.Duration)
 	select {
@@ -373,16 +399,25 @@ func (e *env) idle(ctx context.Context, sc scenarioConfig) (r *result, err error
 		return r, ctx.Err()
 	case <-time.After(sc.Duration):
 	}
-	st1, err := ctl.stats(ctx)
-	if err != nil {
-		return r, err
+	var st1 peerStats
+	if stats {
+		if st1, err = ctl.stats(ctx); err != nil {
+			return r, err
+		}
 	}
 	p1, ok1 := e.sample()
 	n := float64(sc.Conns)
 	if ok0 && ok1 {
 		r.add("rss_per_conn", "server RSS/conn", "B", float64(p1.RSS-p0.RSS)/n, lower)
 		r.add("rss_total", "server RSS at N", "B", float64(p1.RSS), lower)
-	} else {
+	}
+	if !stats {
+		if !ok0 || !ok1 {
+			r.note("server memory not available: give --server-pid (a server on this machine)")
+		}
+		return r, nil
+	}
+	if !ok0 || !ok1 {
 		r.add("rss_per_conn", "server RSS/conn", "B", (float64(st1.RSS)-float64(st0.RSS))/n, lower)
 		r.add("rss_total", "server RSS at N", "B", float64(st1.RSS), lower)
 	}
@@ -462,8 +497,19 @@ func (e *env) echo(ctx context.Context, sc scenarioConfig) (r *result, err error
 		}
 		defer ctl.close()
 		if text { // memory before any compression context exists
-			if st0, err = ctl.stats(ctx); err != nil {
-				return r, err
+			err = fmt.Errorf("%w: not asked (it did not answer before)", ErrNoStats)
+			if !e.NoStats {
+				st0, err = ctl.stats(ctx)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrNoStats) {
+					return r, err
+				}
+				// Any WebSocket echo server will do: its heap is then not
+				// reported (RSS still is, from /proc, with --server-pid).
+				r.note("server heap not available: %v", err)
+				ctl.close()
+				ctl = nil
 			}
 			p0, ok0 = e.sample()
 		}
@@ -607,7 +653,11 @@ func (e *env) echo(ctx context.Context, sc scenarioConfig) (r *result, err error
 		plain := float64(2*sc.Size + frame.HeaderSize(int64(sc.Size), true) + frame.HeaderSize(int64(sc.Size), false))
 		r.add("wire_per_msg", "wire bytes/echo (both ways)", "B", wire, lower)
 		r.add("wire_ratio_pct", "wire vs uncompressed", "%", 100*wire/plain, lower)
-		st2, err := ctl.stats(ctx)
+		var st2 peerStats
+		err := ErrNoStats
+		if ctl != nil {
+			st2, err = ctl.stats(ctx)
+		}
 		if err == nil {
 			per := (float64(st2.HeapInuse) - float64(st0.HeapInuse)) / float64(sc.Conns)
 			r.add("heap_per_conn", "server heap in use/conn", "B", per, lower)

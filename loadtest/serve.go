@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -67,11 +68,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	loops := fs.Int("poll-loops", 0, "netpoll event loops (0: netpoll's default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file at shutdown")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: serve: unexpected arguments %q", ErrUsage, fs.Args())
+	metricsAddr := fs.String("metrics", "", "also serve the Provider's counters in the Prometheus text format at http://ADDR/metrics (host:port)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	preset, err := compress.ParsePreset(*comp)
 	if err != nil {
@@ -117,6 +116,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		OnMessage: func(c *provider.Connection, m provider.Message) {
 			handleServeMessage(p, &cnt, c, m, *maxBP, preset)
 		},
+		// Requests are answered with their payload.
+		OnRequest: func(c *provider.Connection, r *provider.Request) {
+			m := r.Message()
+			if r.Reply(m.Binary, m.Data) != nil {
+				cnt.sendErrors.Add(1)
+			}
+		},
 	}
 	if *refuse {
 		o.Backpressure = provider.RefuseOnBackpressure
@@ -138,6 +144,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "PEER networkcluster pid=%d addr=%s\n", os.Getpid(), p.Addr())
+	fmt.Fprintf(stdout, "target for run: loadtest run --target '%s'\n", serveURL(p, *cert != "", *key))
+	if *metricsAddr != "" {
+		stopMetrics, maddr, err := serveMetrics(*metricsAddr, p)
+		if err != nil {
+			p.Close()
+			return fmt.Errorf("serve: --metrics: %w", err)
+		}
+		defer stopMetrics()
+		fmt.Fprintf(stdout, "metrics: http://%s/metrics\n", maddr)
+	}
 
 	sctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -155,6 +171,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func handleServeMessage(p *provider.Provider, cnt *serveCounters, c *provider.Connection, m provider.Message, maxBP int, preset compress.Preset) {
 	if m.Binary {
 		switch {
+		case c.SupportsRequests() && len(m.Data) >= len(reqTrigger) && string(m.Data[:len(reqTrigger)]) == reqTrigger:
+			go requestLoop(c, cnt, bytes.Clone(m.Data))
+			return
 		case len(m.Data) >= len(bcastPrefix) && string(m.Data[:len(bcastPrefix)]) == bcastPrefix:
 			r, err := p.Broadcast(true, m.Data)
 			cnt.broadcasts.Add(1)
@@ -203,5 +222,18 @@ func handleServeMessage(p *provider.Provider, cnt *serveCounters, c *provider.Co
 	}
 	if c.SendText(m.Data) != nil {
 		cnt.sendErrors.Add(1)
+	}
+}
+
+// requestLoop sends the client request after request, each with the
+// payload of the previous reply, until a request fails (the client answers
+// with an error to stop, or the connection ends).
+func requestLoop(c *provider.Connection, cnt *serveCounters, payload []byte) {
+	for {
+		m, err := c.Request(context.Background(), true, payload)
+		if err != nil {
+			return
+		}
+		payload = m.Data
 	}
 }

@@ -15,10 +15,11 @@ import (
 // 99.9 %, …), the y axis the latency.
 
 const (
-	svgWidth   = 760
-	svgPanelH  = 300
+	svgWidth   = 860
+	svgPanelH  = 300 // at least; taller when the legend needs it
 	svgMarginL = 70
-	svgMarginR = 150
+	svgMarginR = 230 // the legend: server name, then p50 and p99
+	svgLegendH = 34  // per server
 	svgMarginT = 34
 	svgMarginB = 40
 )
@@ -72,32 +73,42 @@ func writeSVG(w io.Writer, aggs []*aggregate, servers []string, title string) bo
 	for i, s := range servers {
 		color[s] = svgColors[i%len(svgColors)]
 	}
-	height := 30 + len(labels)*svgPanelH
+	// Every panel shares one x axis (the highest percentile any curve
+	// reaches) and one height (room for the whole legend).
+	maxX := 1.0
+	for _, l := range labels {
+		for _, a := range by[l] {
+			for _, p := range a.Latency.Curve {
+				maxX = math.Max(maxX, xOfPercentile(p.Percentile))
+			}
+		}
+	}
+	maxX = math.Ceil(maxX)
+	panelH := max(svgPanelH, svgMarginT+svgMarginB+8+len(servers)*svgLegendH)
+	height := 30 + len(labels)*panelH
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
 		svgWidth, height, svgWidth, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", svgMarginL, html.EscapeString(title))
 	for i, l := range labels {
-		panel(&b, 30+i*svgPanelH, l, by[l], servers, color)
+		panel(&b, 30+i*panelH, panelH, maxX, l, by[l], servers, color)
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err == nil
 }
 
-func panel(b *strings.Builder, top int, label string, by map[string]*aggregate, servers []string, color map[string]string) {
+func panel(b *strings.Builder, top, panelH int, maxX float64, label string, by map[string]*aggregate, servers []string, color map[string]string) {
 	x0, x1 := float64(svgMarginL), float64(svgWidth-svgMarginR)
-	y0, y1 := float64(top+svgPanelH-svgMarginB), float64(top+svgMarginT)
+	y0, y1 := float64(top+panelH-svgMarginB), float64(top+svgMarginT)
 	// Extent.
-	maxX, maxY := 1.0, 0.0
+	maxY := 0.0
 	for _, a := range by {
 		for _, p := range a.Latency.Curve {
-			maxX = math.Max(maxX, xOfPercentile(p.Percentile))
 			maxY = math.Max(maxY, p.US)
 		}
 	}
-	maxX = math.Ceil(maxX)
 	unit, div := "µs", 1.0
 	if maxY >= 2000 {
 		unit, div = "ms", 1000
@@ -144,7 +155,7 @@ func panel(b *strings.Builder, top int, label string, by map[string]*aggregate, 
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f">%s</text>`+"\n", x1+34, ly+10, html.EscapeString(s))
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="#555" font-size="10">p50 %s, p99 %s</text>`+"\n", x1+34, ly+23,
 			formatValue(a.Latency.P50US, "µs"), formatValue(a.Latency.P99US, "µs"))
-		ly += 34
+		ly += svgLegendH
 	}
 }
 

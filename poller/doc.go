@@ -25,6 +25,14 @@
 // since netpoll has no TLS): one reader goroutine per connection, plus one
 // flusher goroutine per connection while it has something to write.
 //
+// [ListenOn] serves a listener the caller bound (the netpoll engine for a
+// [*net.TCPListener] on Linux, else that of Serve). [Poller.Adopt] takes an
+// established connection accepted elsewhere (one an [net/http] handler
+// hijacked) with the bytes already read from it: a TCP connection moves to
+// the netpoll engine when the Poller has it, anything else gets a reader
+// goroutine; [New] makes a Poller with no listener, for adopted
+// connections only.
+//
 // Both engines give the same [Conn] and the same order of callbacks:
 //
 //	accept ─► OnOpen ─► OnData* ─► OnClose

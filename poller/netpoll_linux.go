@@ -59,6 +59,35 @@ func Listen(ctx context.Context, network, addr string, h Handler, o Options) (*P
 	if err != nil {
 		return nil, err
 	}
+	return serveNetpoll(nl, h, r)
+}
+
+// ListenOn serves the connections of ln, which the caller bound (a socket
+// from systemd's socket activation, say): with the netpoll engine, as
+// [Listen], when ln is a [*net.TCPListener] on Linux, and otherwise as
+// [Serve]. The Poller owns ln from now on (the netpoll engine keeps a
+// duplicate of its descriptor and closes ln at once).
+func ListenOn(ln net.Listener, h Handler, o Options) (*Poller, error) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return Serve(ln, h, o)
+	}
+	r, err := o.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errNilHandler
+	}
+	if err := configureNetpoll(r); err != nil {
+		return nil, err
+	}
+	return serveNetpoll(tl, h, r)
+}
+
+// serveNetpoll serves nl (which it closes, keeping a duplicate of its
+// descriptor) with the netpoll engine.
+func serveNetpoll(nl net.Listener, h Handler, r resolved) (*Poller, error) {
 	ln, err := newListener(nl)
 	if err != nil {
 		return nil, err
@@ -117,6 +146,9 @@ type npEngine struct {
 // Serve. Only then is the descriptor closed, so that netpoll never touches
 // a closed (and possibly reused) descriptor number.
 func (e *npEngine) stopAccepting() {
+	if e.ln == nil { // a Poller of New
+		return
+	}
 	e.ln.stop()
 	<-e.p.serveDone
 	e.ln.close()
@@ -125,9 +157,11 @@ func (e *npEngine) stopAccepting() {
 func (e *npEngine) close() {
 	// Serve has returned (the listener is detached and closed); Shutdown
 	// drops netpoll's reference to the server. Every connection is closed.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = e.evl.Shutdown(ctx)
+	if e.evl != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = e.evl.Shutdown(ctx)
+	}
 	e.wp.stop()
 }
 

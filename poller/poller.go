@@ -109,7 +109,9 @@ func (p *Poller) StopAccepting() error {
 			p.eng.stopAccepting()
 			return
 		}
-		_ = p.sln.Close()
+		if p.sln != nil { // nil for a Poller of New
+			_ = p.sln.Close()
+		}
 		<-p.serveDone
 	})
 	return nil

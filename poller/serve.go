@@ -75,7 +75,7 @@ func (p *Poller) acceptLoop() {
 // readLoop is the reader goroutine of a Serve connection.
 func (c *Conn) readLoop() {
 	defer c.p.gor.Done()
-	if c.open() {
+	if c.opened || c.open() { // Adopt opens c itself
 		rb := getBuffer(c.p.o.ReadBufferSize)
 		for {
 			n, err := c.sc.Read(rb.b)

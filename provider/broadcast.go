@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/proto"
 	"github.com/networkcluster/networkcluster/poller"
 )
 
@@ -23,6 +24,11 @@ type PreparedMessage struct {
 	// receiver negotiated compression with 15-bit windows.
 	zonce      sync.Once
 	compressed []byte
+
+	// A binary message for connections that negotiated requests (v2),
+	// whose binary frames start with an envelope byte: made on first use.
+	v2once sync.Once
+	v2     *PreparedMessage
 }
 
 // Prepare frames a message for Broadcast, Publish or SendPrepared. data is
@@ -56,6 +62,20 @@ func (m *PreparedMessage) compressedFrame() []byte {
 	return m.compressed
 }
 
+// enveloped returns the message as v2 connections take it: a binary
+// payload behind the plain-message envelope byte. Text is the same on both.
+func (m *PreparedMessage) enveloped() *PreparedMessage {
+	m.v2once.Do(func() {
+		data := make([]byte, 0, 1+len(m.payload))
+		data = append(append(data, proto.KindMessage), m.payload...)
+		v := &PreparedMessage{p: m.p, op: m.op}
+		v.plain = frame.NewFrame(m.op, data, false).Bytes()
+		v.payload = v.plain[len(v.plain)-len(data):]
+		m.v2 = v
+	})
+	return m.v2
+}
+
 // Len returns the payload length of the message.
 func (m *PreparedMessage) Len() int { return len(m.payload) }
 
@@ -73,6 +93,10 @@ func (c *Connection) SendPrepared(m *PreparedMessage) error {
 func (c *Connection) queuePrepared(m *PreparedMessage) error {
 	if State(c.state.Load()) != StateOpen {
 		return c.closedError()
+	}
+	n := len(m.payload)
+	if c.v2 && m.op == frame.OpBinary {
+		m = m.enveloped()
 	}
 	var err error
 	c.sendMu.Lock()
@@ -97,13 +121,13 @@ func (c *Connection) queuePrepared(m *PreparedMessage) error {
 	default:
 		// A compressor that keeps context must see every message it sends,
 		// in order: compress this one for this connection.
-		err = c.sendCompressed(m.op, m.payload)
+		err = c.sendCompressed(m.op, nil, m.payload)
 	}
 	c.sendMu.Unlock()
 	switch {
 	case err == nil:
 		c.p.stats.messagesOut.Add(1)
-		c.p.stats.bytesOut.Add(uint64(len(m.payload)))
+		c.p.stats.bytesOut.Add(uint64(n))
 		return nil
 	case errors.Is(err, frame.ErrBackpressure):
 		return c.backpressure(err)
@@ -209,6 +233,9 @@ func (c *Connection) Subscribe(name string) error {
 	if c.topics == nil {
 		c.topics = make(topicSet)
 	}
+	if _, dup := c.topics[name]; !dup && len(p.observers) > 0 {
+		p.observeTopic(c, name, true)
+	}
 	c.topics[name] = struct{}{}
 	return nil
 }
@@ -224,6 +251,7 @@ func (c *Connection) Unsubscribe(name string) bool {
 	}
 	delete(c.topics, name)
 	p.dropSub(name, c)
+	p.observeTopic(c, name, false)
 	return true
 }
 
@@ -257,13 +285,18 @@ func (c *Connection) Subscribed(name string) bool {
 	return ok
 }
 
-func (p *Provider) unsubscribeAll(c *Connection) {
+// unsubscribeAll removes c from its topics; with observers it returns them.
+func (p *Provider) unsubscribeAll(c *Connection) (topics []string) {
 	p.topicMu.Lock()
 	for name := range c.topics {
 		p.dropSub(name, c)
+		if len(p.observers) > 0 {
+			topics = append(topics, name)
+		}
 	}
 	c.topics = nil
 	p.topicMu.Unlock()
+	return topics
 }
 
 // Subscribers returns the number of connections subscribed to topic.

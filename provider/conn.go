@@ -76,6 +76,11 @@ type Connection struct {
 	fullWindow bool // the peer accepts back-references of 32 KiB (15 bits)
 	zcontext   bool // deflater keeps context: what it compresses must be sent
 
+	// Requests (subprotocol network-cluster.v2).
+	v2      bool                         // negotiated: binary frames carry an envelope
+	pending atomic.Pointer[pendingTable] // unanswered requests sent on c; made on first use
+	sess    *session                     // the Consumer's de-duplication session, or nil
+
 	// Heartbeat: the timer goroutine and the read side.
 	awaiting atomic.Bool  // a ping was sent and not answered
 	strikes  atomic.Int32 // intervals without an answer
@@ -93,6 +98,7 @@ type Connection struct {
 	hCode        CloseCode
 	hReason      string
 	runNext      *Connection // the Provider's run queue, under Provider.hpMu
+	hFailed      bool        // deliver failed the connection (handler workers only)
 	hAction      uint8       // a read-side action due after the queued messages
 	actErr       error       // actFail's error
 	actCode      CloseCode   // actPeerClose's close code and reason
@@ -213,8 +219,13 @@ func ipOf(a net.Addr) string {
 // with the connection's other messages), or an error: ErrClosed (wrapped
 // with the close code) when the connection is not open, ErrBackpressure when
 // the queue is over MaxBackpressure (see Options.Backpressure),
-// ErrInvalidUTF8 for text that is not UTF-8. A message is never dropped
-// silently.
+// ErrInvalidUTF8 for text that is not UTF-8.
+//
+// A nil error means the message is queued on this connection, in order: it
+// is not an acknowledgement. If the connection is lost before the Consumer
+// reads it (the worker dies, the network drops), the message is lost with
+// the connection. To know that the Consumer has a message, send it with
+// [Connection.Request]: its reply (or its error) says what happened.
 func (c *Connection) Send(msg string) error {
 	return c.send(frame.OpText, unsafeBytes(msg), true)
 }
@@ -237,31 +248,64 @@ func (c *Connection) SendOptions(binary, compress bool, p []byte) error {
 }
 
 func (c *Connection) send(op frame.Opcode, p []byte, mayCompress bool) error {
-	if State(c.state.Load()) != StateOpen {
-		return c.closedError()
-	}
 	if op == frame.OpText && !frame.ValidUTF8(p) {
 		return ErrInvalidUTF8
 	}
+	if op == frame.OpBinary && c.v2 {
+		return c.sendEnvelope(op, envPlain, p, mayCompress)
+	}
+	return c.sendEnvelope(op, nil, p, mayCompress)
+}
+
+// envPlain is the envelope of a plain binary message on a v2 connection.
+var envPlain = []byte{proto.KindMessage}
+
+// sendEnvelope queues one message whose payload is env followed by p (env
+// is a v2 envelope header, or empty).
+func (c *Connection) sendEnvelope(op frame.Opcode, env, p []byte, mayCompress bool) error {
+	if State(c.state.Load()) != StateOpen {
+		return c.closedError()
+	}
+	n := len(env) + len(p)
 	var err error
 	c.sendMu.Lock()
 	switch {
 	case State(c.state.Load()) != StateOpen:
 		c.sendMu.Unlock()
 		return c.closedError()
-	case c.deflate && mayCompress && c.p.shouldCompress(len(p)):
-		err = c.sendCompressed(op, p)
+	case c.deflate && mayCompress && c.p.shouldCompress(n):
+		err = c.sendCompressed(op, env, p)
 	default:
-		var hb [frame.MaxHeaderSize]byte
-		hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Op: op, Length: int64(len(p))})
-		err = c.pc.Write(hdr, p, false)
+		var hb [frame.MaxHeaderSize + proto.MaxEnvelopeHeader + 3 + proto.MaxReason]byte
+		hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Op: op, Length: int64(n)})
+		if len(env) <= len(hb)-len(hdr) {
+			err = c.pc.Write(append(hdr, env...), p, false)
+		} else {
+			err = c.writeJoined(hdr, env, p)
+		}
 	}
 	c.sendMu.Unlock()
 	return c.afterWrite(err, len(p))
 }
 
-// sendCompressed compresses and queues a message; the caller holds sendMu.
-func (c *Connection) sendCompressed(op frame.Opcode, p []byte) error {
+// writeJoined queues hdr, env and p as one unit (env too long for the
+// header buffer: a whole kept reply); the caller holds sendMu.
+func (c *Connection) writeJoined(hdr, env, p []byte) error {
+	buf := getScratch()
+	defer putScratch(buf)
+	*buf = append(append((*buf)[:0], env...), p...)
+	return c.pc.Write(hdr, *buf, false)
+}
+
+// sendCompressed compresses and queues a message (env followed by p); the
+// caller holds sendMu.
+func (c *Connection) sendCompressed(op frame.Opcode, env, p []byte) error {
+	if len(env) > 0 {
+		joined := getScratch()
+		defer putScratch(joined)
+		*joined = append(append((*joined)[:0], env...), p...)
+		p = *joined
+	}
 	buf := getScratch()
 	defer putScratch(buf)
 	if c.zcontext && c.p.o.Backpressure == RefuseOnBackpressure {
@@ -612,6 +656,16 @@ func (c *Connection) received(op frame.Opcode, data []byte, m *msgBuf) error {
 		c.freeMsg(m)
 		return nil
 	}
+	if op == frame.OpBinary && c.v2 && len(data) > 0 {
+		if k := data[0] & 0x0f; k == proto.KindReply || k == proto.KindError {
+			// A reply to one of our requests only wakes its caller: handed
+			// on here, so that a handler waiting for it (on this very
+			// connection, say) is not waiting behind itself.
+			err := c.deliver(op, data)
+			c.freeMsg(m)
+			return err
+		}
+	}
 	if m != nil && len(data) >= moveThreshold {
 		return c.queueMove(op, m)
 	}
@@ -689,14 +743,30 @@ func inflateError(err error) error {
 }
 
 // deliver hands a complete data message on: it runs on the Provider's
-// handler workers, in order for the connection (see dispatch.go); data is
-// valid until it returns.
-func (c *Connection) deliver(op frame.Opcode, data []byte) {
+// handler workers, in order for the connection (see dispatch.go), except
+// for replies to the Provider's own requests, which the read side hands on
+// at once (received); data is valid until it returns. An error fails the
+// connection.
+func (c *Connection) deliver(op frame.Opcode, data []byte) error {
+	p := c.p
+	if p.o.Heartbeat.Mode == HeartbeatText && op == frame.OpText && string(data) == proto.TextPong {
+		c.answered()
+		return nil
+	}
+	if op == frame.OpBinary && c.v2 {
+		return c.onEnvelope(data)
+	}
+	c.deliverMessage(Message{Binary: op == frame.OpBinary, Data: data})
+	return nil
+}
+
+// deliverMessage hands a data message to OnMessage.
+func (c *Connection) deliverMessage(m Message) {
 	p := c.p
 	p.stats.messagesIn.Add(1)
-	p.stats.bytesIn.Add(uint64(len(data)))
+	p.stats.bytesIn.Add(uint64(len(m.Data)))
 	if f := p.o.OnMessage; f != nil {
-		f(c, Message{Binary: op == frame.OpBinary, Data: data})
+		f(c, m)
 	}
 }
 

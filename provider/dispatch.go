@@ -107,11 +107,11 @@ func (c *Connection) runHandlers() {
 		segs = s.next
 		s.next = nil
 		if s.whole {
-			c.deliver(s.op, s.b)
+			c.handle(s.op, s.b)
 		} else {
 			for b := s.b; len(b) >= recHeader; {
 				n := int(binary.LittleEndian.Uint32(b[1:recHeader]))
-				c.deliver(frame.Opcode(b[0]), b[recHeader:recHeader+n])
+				c.handle(frame.Opcode(b[0]), b[recHeader:recHeader+n])
 				b = b[recHeader+n:]
 			}
 		}
@@ -143,6 +143,18 @@ func (c *Connection) runHandlers() {
 	}
 	c.hScheduled = false
 	c.hMu.Unlock()
+}
+
+// handle delivers a queued message, unless an earlier one failed the
+// connection (the rest, which came after the violation, is dropped).
+func (c *Connection) handle(op frame.Opcode, data []byte) {
+	if c.hFailed {
+		return
+	}
+	if err := c.deliver(op, data); err != nil {
+		c.hFailed = true
+		c.failNow(err)
+	}
 }
 
 // kick schedules the connection unless it is scheduled; called with c.hMu

@@ -43,4 +43,9 @@
 //
 // TLS (wss) is served by one goroutine per connection through crypto/tls,
 // because netpoll has no TLS; the API and behaviour are the same.
+//
+// Besides its own listener (Options.Addr, or Options.Listener), a Provider
+// takes connections from net/http: [Provider.Handler] is an http.Handler
+// for an existing mux and its middleware, whose hijacked connections join
+// the event loop where their descriptor can move there.
 package provider

@@ -42,4 +42,17 @@ var (
 	ErrInvalidUTF8 = errors.New("provider: text is not valid UTF-8")
 	// ErrTLS: the TLS certificate or key could not be loaded.
 	ErrTLS = errors.New("provider: TLS")
+	// ErrNotSupported is returned by Connection.Request when the
+	// connection did not negotiate requests: the Consumer is the Node
+	// 1.0.4 package, a browser or a plain WebSocket client, or the Provider
+	// runs with ProtocolPlain.
+	ErrNotSupported = errors.New("provider: peer does not support requests")
+	// ErrDisconnected is wrapped by the error of a Request whose connection
+	// ended before the reply: the Consumer may or may not have handled it.
+	ErrDisconnected = errors.New("provider: connection ended before the reply")
+	// ErrTooManyPending is returned by Connection.Request at
+	// Options.MaxPendingRequests unanswered requests on the connection.
+	ErrTooManyPending = errors.New("provider: too many pending requests")
+	// ErrAlreadyAnswered is returned by a second Reply or Fail.
+	ErrAlreadyAnswered = errors.New("provider: request already answered")
 )

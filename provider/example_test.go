@@ -66,8 +66,11 @@ func ExampleProvider_Broadcast() {
 		defer w.Close()
 		_ = w.Connect(context.Background())
 	}
-	for p.Len() < 3 {
-		time.Sleep(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.WaitLen(ctx, 3); err != nil {
+		fmt.Println(err)
+		return
 	}
 	r, _ := p.Broadcast(false, []byte(`{"state":"go"}`))
 	fmt.Println("sent to", r.Sent)
@@ -101,9 +104,8 @@ func ExampleProvider_Publish() {
 		defer w.Close()
 		_ = w.Connect(context.Background())
 	}
-	for p.Subscribers("queue:video") == 0 || p.Subscribers("queue:audio") == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	// Connect returned once the Provider answered the upgrade, which it
+	// does after OnOpen has run: both workers are subscribed.
 	r, _ := p.Publish("queue:video", false, []byte("transcode clip-7"))
 	fmt.Println("sent to", r.Sent)
 	fmt.Println(<-got)
@@ -119,7 +121,7 @@ func ExampleAuthHandler() {
 		Addr: "127.0.0.1:0",
 		Auth: provider.Auth{
 			Parameters: map[string]string{"key": "SECRET_KEY"},
-			Handler: func(ctx context.Context, r *provider.Request, params url.Values) (bool, error) {
+			Handler: func(ctx context.Context, r *provider.Handshake, params url.Values) (bool, error) {
 				return strings.HasPrefix(r.Header.Get("Authorization"), "Bearer "), nil
 			},
 		},

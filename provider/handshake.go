@@ -213,6 +213,8 @@ type handshake struct {
 	ctx      context.Context
 	authErr  error
 	rejected RejectReason
+	v2       bool   // the subprotocol network-cluster.v2 was selected
+	session  string // the Consumer's session header (requests resent after a reconnect)
 }
 
 var handshakePool sync.Pool
@@ -229,6 +231,7 @@ func (p *Provider) getHandshake(cn *Connection) *handshake {
 			OnHeader:        h.onHeader,
 			ExtensionCustom: h.onExtensions,
 			OnBeforeUpgrade: h.onBeforeUpgrade,
+			Protocol:        h.onProtocol,
 		}
 	}
 	h.p, h.cn = p, cn
@@ -245,6 +248,7 @@ func (p *Provider) putHandshake(h *handshake) {
 	}
 	h.offers = h.offers[:0]
 	h.extResp, h.extOK, h.extBad = compress.Params{}, false, false
+	h.v2, h.session = false, ""
 	handshakePool.Put(h)
 }
 
@@ -278,10 +282,29 @@ func (h *handshake) onHost(host []byte) error {
 }
 
 func (h *handshake) onHeader(key, value []byte) error {
+	if bytes.EqualFold(key, sessionHeader) {
+		h.session = string(value)
+	}
 	if h.p.o.Auth.Handler != nil {
 		h.headers().Add(string(key), string(value))
 	}
 	return nil
+}
+
+var sessionHeader = []byte(proto.SessionHeader)
+
+// onProtocol selects the request protocol among the offered subprotocols:
+// only network-cluster.v2 (or only v1 under ProtocolPlain), so an offer of
+// both selects v2 whatever their order, and anything else selects nothing.
+func (h *handshake) onProtocol(p []byte) bool {
+	if h.p.o.Protocol == ProtocolPlain {
+		return string(p) == proto.SubprotocolV1
+	}
+	if string(p) == proto.SubprotocolV2 {
+		h.v2 = true
+		return true
+	}
+	return false
 }
 
 func (h *handshake) headers() http.Header {
@@ -327,7 +350,7 @@ func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 		return nil, errRejectAuth
 	}
 	if auth := p.o.Auth.Handler; auth != nil {
-		r := &Request{
+		r := &Handshake{
 			Method:     http.MethodGet,
 			Path:       p.o.Path,
 			RawQuery:   string(h.query),
@@ -351,7 +374,7 @@ func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 
 // callAuth runs the user's handler, turning a panic into an error so that a
 // faulty handler rejects the request instead of killing the process.
-func callAuth(ctx context.Context, auth AuthHandler, r *Request, params url.Values) (ok bool, err error) {
+func callAuth(ctx context.Context, auth AuthHandler, r *Handshake, params url.Values) (ok bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			ok, err = false, fmt.Errorf("auth handler panicked: %v", v)

@@ -206,7 +206,7 @@ func TestHandlerQueueFull(t *testing.T) {
 func TestHalfCloseDuringAuth(t *testing.T) {
 	for _, accept := range []bool{true, false} {
 		t.Run(fmt.Sprint("accept ", accept), func(t *testing.T) {
-			o := Options{Auth: Auth{Handler: func(ctx context.Context, r *Request, _ url.Values) (bool, error) {
+			o := Options{Auth: Auth{Handler: func(ctx context.Context, r *Handshake, _ url.Values) (bool, error) {
 				time.Sleep(200 * time.Millisecond)
 				return accept, nil
 			}}}

@@ -92,8 +92,8 @@ type Heartbeat struct {
 	Mode HeartbeatMode
 }
 
-// Request is what the auth handler sees of an upgrade request.
-type Request struct {
+// Handshake is what the auth handler sees of an upgrade request.
+type Handshake struct {
 	Method     string      // always "GET"
 	Path       string      // the request path, Options.Path
 	RawQuery   string      // the query string, without "?", still encoded
@@ -110,7 +110,7 @@ type Request struct {
 // wrapping [ErrAuthFailed]. A handler still running at the handshake timeout
 // gets 408 Request Timeout instead, whatever it returns, and nothing is
 // reported to OnError.
-type AuthHandler func(ctx context.Context, r *Request, params url.Values) (bool, error)
+type AuthHandler func(ctx context.Context, r *Handshake, params url.Values) (bool, error)
 
 // Auth configures how upgrade requests are authenticated.
 type Auth struct {
@@ -161,6 +161,13 @@ type Options struct {
 	Addr string
 	// Network is "tcp" (default; IPv4 and IPv6), "tcp4" or "tcp6".
 	Network string
+	// Listener, when set, is served by Start instead of binding Addr (a
+	// socket from systemd's socket activation, or one shared with other
+	// servers); the Provider owns it from Start on. A *net.TCPListener is
+	// served on the event loop, any other listener (and every one under
+	// TLS) with a goroutine per connection. To share a port with other
+	// HTTP handlers instead, see Provider.Handler.
+	Listener net.Listener
 	// Path of the WebSocket endpoint. Default "/connect". GET and HEAD
 	// /alive answer 200 "OK" (a health check); other methods there get 405.
 	Path string
@@ -270,6 +277,29 @@ type Options struct {
 	// OnStateChange, when set, is told of every connection state change
 	// (for metrics). It must not block.
 	OnStateChange func(c *Connection, s State)
+
+	// OnRequest handles a request a Consumer made with Request, on
+	// connections that negotiated requests ([Connection.SupportsRequests]).
+	// It runs like OnMessage (in order with the connection's messages);
+	// the handler answers with r.Reply or r.Fail, there or later from any
+	// goroutine. A panic in it answers the request with a *RemoteError of
+	// code 2 and keeps the connection. Nil: a request is delivered to
+	// OnMessage and acknowledged with an empty reply once OnMessage has
+	// returned (a delivery acknowledgement).
+	OnRequest func(c *Connection, r *Request)
+	// RequestTimeout bounds Connection.Request calls whose ctx has no
+	// deadline. Default 10 s.
+	RequestTimeout time.Duration
+	// MaxPendingRequests bounds the unanswered Requests per connection;
+	// one more gets ErrTooManyPending. Default 1024.
+	MaxPendingRequests int
+	// DedupWindow bounds the replies kept for Consumers that resend
+	// unanswered requests after a reconnect. Default 1024 requests, 2
+	// minutes, 256 KiB per session.
+	DedupWindow DedupWindow
+	// Protocol says whether requests are offered (ProtocolAuto, the
+	// default) or every connection stays plain (ProtocolPlain).
+	Protocol ProtocolMode
 }
 
 // withDefaults returns o with every zero field set to its default, or an
@@ -390,6 +420,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.MemoryBudget = max(DefaultMemoryBudget, 4*o.MaxPayloadLength)
 	case o.MemoryBudget < o.MaxPayloadLength:
 		return bad("memory budget %d is below the max payload length %d", o.MemoryBudget, o.MaxPayloadLength)
+	}
+	if err := o.requestDefaults(); err != nil {
+		return bad("%v", err)
 	}
 	if o.TLS != nil {
 		if o.TLS.Config == nil && (o.TLS.CertFile == "" || o.TLS.KeyFile == "") {

@@ -57,9 +57,10 @@ type Provider struct {
 	authSem  chan struct{}
 	stopOnce sync.Once
 
-	connMu sync.RWMutex
-	conns  []*Connection // open and closing connections
-	byID   map[string]*Connection
+	connMu  sync.RWMutex
+	conns   []*Connection // open and closing connections
+	byID    map[string]*Connection
+	lenWait lenWaiters // WaitLen
 
 	dlMu      sync.Mutex
 	deadlines map[*Connection]struct{}
@@ -70,6 +71,11 @@ type Provider struct {
 	hpMu sync.Mutex
 	hp   handlerPool  // runs OnOpen, OnMessage and OnClose
 	mem  atomic.Int64 // bytes of MemoryBudget in use
+
+	sessMu   sync.Mutex
+	sessions map[string]*session // de-duplication windows by Consumer session
+
+	observers []Observer // set before Start (observer.go)
 
 	stats counters
 }
@@ -86,6 +92,7 @@ func New(o Options) (*Provider, error) {
 		byID:      make(map[string]*Connection),
 		deadlines: make(map[*Connection]struct{}),
 		topics:    make(map[string]*topic),
+		sessions:  make(map[string]*session),
 		done:      make(chan struct{}),
 		authSem:   make(chan struct{}, o.Auth.MaxPending),
 		hp:        handlerPool{max: o.HandlerWorkers},
@@ -135,7 +142,9 @@ func (p *Provider) Start() error {
 		Logger:     p.o.Logger,
 	}
 	var err error
-	if p.tlsConfig != nil {
+	if p.o.Listener != nil {
+		p.pl, err = p.serveListener(po)
+	} else if p.tlsConfig != nil {
 		var ln net.Listener
 		ln, err = net.Listen(p.o.Network, p.o.Addr)
 		if err == nil {
@@ -376,6 +385,12 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 	if prev < StateOpen {
 		return
 	}
+	if t := c.pending.Load(); t != nil {
+		t.failAll(p, err)
+	}
+	if c.sess != nil {
+		p.detachSession(c.sess)
+	}
 	p.unregister(c)
 	p.stats.closed.Add(1)
 	code, reason := c.closeStatus()
@@ -531,6 +546,10 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	p.disarmDeadline(c)
 	c.id = uuid.NewString()
 	c.params = hs.params
+	c.v2 = hs.v2
+	if c.v2 && hs.session != "" {
+		p.attachSession(c, hs.session)
+	}
 	c.lastPing.Store(time.Now().UnixNano())
 	if hs.extOK {
 		cfg := compress.NewConfig(p.o.Compressor, hs.extResp, true)
@@ -559,6 +578,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	}
 	p.register(c)
 	p.stats.opened.Add(1)
+	p.observeOpened(c)
 	c.queueOpen()
 	if p.closing.Load() {
 		// Shutdown began during the upgrade and may have missed it.
@@ -588,10 +608,13 @@ func (p *Provider) register(c *Connection) {
 	p.conns = append(p.conns, c)
 	p.byID[c.id] = c
 	p.connMu.Unlock()
+	p.lenWait.changed()
 }
 
 func (p *Provider) unregister(c *Connection) {
-	p.unsubscribeAll(c)
+	if topics := p.unsubscribeAll(c); len(p.observers) > 0 {
+		defer p.observeClosed(c, topics)
+	}
 	p.connMu.Lock()
 	defer p.connMu.Unlock()
 	i := c.regIndex
@@ -605,6 +628,7 @@ func (p *Provider) unregister(c *Connection) {
 	p.conns = p.conns[:last]
 	c.regIndex = -1
 	delete(p.byID, c.id)
+	p.lenWait.changed() // under connMu: harmless, it only closes a channel
 }
 
 // --- timers ---
@@ -636,6 +660,8 @@ func (p *Provider) timerLoop() {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	next := time.Now().Add(p.o.Heartbeat.Interval)
+	const sweepEvery = 5 * time.Second
+	nextSweep := time.Now().Add(sweepEvery)
 	var expired []*Connection
 	for {
 		select {
@@ -643,6 +669,10 @@ func (p *Provider) timerLoop() {
 			return
 		case now := <-t.C:
 			expired = p.expire(now, expired[:0])
+			if !now.Before(nextSweep) {
+				nextSweep = now.Add(sweepEvery)
+				p.sweepSessions(now)
+			}
 			if p.o.Heartbeat.Mode != HeartbeatOff && !now.Before(next) {
 				next = now.Add(p.o.Heartbeat.Interval)
 				p.heartbeat()

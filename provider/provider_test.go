@@ -309,7 +309,7 @@ func TestAuthHandler(t *testing.T) {
 	release := make(chan struct{})
 	o := Options{Auth: Auth{
 		Parameters: map[string]string{"key": "k"},
-		Handler: func(ctx context.Context, r *Request, params url.Values) (bool, error) {
+		Handler: func(ctx context.Context, r *Handshake, params url.Values) (bool, error) {
 			switch params.Get("who") {
 			case "fast":
 				seen.Store(r)
@@ -344,7 +344,7 @@ func TestAuthHandler(t *testing.T) {
 	fast := dial(t, addr, "/connect?key=k&who=fast", "Authorization: Bearer abc")
 	fast.WriteFrame(true, frame.OpText, []byte("fast"))
 	e.wait(t, "fast message", func(e *events) bool { return len(e.messages) == 1 })
-	if r := seen.Load().(*Request); r.Header.Get("Authorization") != "Bearer abc" || r.Path != "/connect" || r.Method != "GET" {
+	if r := seen.Load().(*Handshake); r.Header.Get("Authorization") != "Bearer abc" || r.Path != "/connect" || r.Method != "GET" {
 		t.Fatalf("request seen by handler: %+v", r)
 	}
 	for _, who := range []string{"err", "panic", "no"} {
@@ -377,7 +377,7 @@ func TestAuthHandler(t *testing.T) {
 func TestAuthBusy(t *testing.T) {
 	block := make(chan struct{})
 	entered := make(chan struct{}, 1)
-	o := Options{Auth: Auth{MaxPending: 1, Handler: func(ctx context.Context, r *Request, _ url.Values) (bool, error) {
+	o := Options{Auth: Auth{MaxPending: 1, Handler: func(ctx context.Context, r *Handshake, _ url.Values) (bool, error) {
 		entered <- struct{}{}
 		select {
 		case <-block:
@@ -799,7 +799,7 @@ func TestAuthHandlerOpenBeforeMessage(t *testing.T) {
 	delivered := make(chan struct{}, 1)
 	var once sync.Once
 	o := Options{
-		Auth: Auth{Handler: func(context.Context, *Request, url.Values) (bool, error) { return true, nil }},
+		Auth: Auth{Handler: func(context.Context, *Handshake, url.Values) (bool, error) { return true, nil }},
 		OnMessage: func(c *Connection, m Message) {
 			e := ev.Load()
 			e.mu.Lock()
@@ -963,7 +963,7 @@ func TestShutdownRefusesUpgrade(t *testing.T) {
 func TestShutdownDuringAuth(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
-	o := Options{Auth: Auth{Handler: func(ctx context.Context, _ *Request, params url.Values) (bool, error) {
+	o := Options{Auth: Auth{Handler: func(ctx context.Context, _ *Handshake, params url.Values) (bool, error) {
 		if params.Get("slow") != "" {
 			entered <- struct{}{}
 			<-release
@@ -1155,7 +1155,7 @@ func TestAuthHandlerPastDeadline(t *testing.T) {
 			o := Options{
 				HandshakeTimeout: 150 * time.Millisecond,
 				OnError:          func(error) { reported.Add(1) },
-				Auth: Auth{Handler: func(ctx context.Context, _ *Request, _ url.Values) (bool, error) {
+				Auth: Auth{Handler: func(ctx context.Context, _ *Handshake, _ url.Values) (bool, error) {
 					if honour {
 						<-ctx.Done()
 						return false, ctx.Err()

@@ -34,6 +34,25 @@ type Stats struct {
 	// Rejected counts refused upgrade requests by reason
 	// (RejectReason.String() keys: "auth", "not_found", ...).
 	Rejected map[string]uint64
+
+	// Requests the Provider sent with Connection.Request: RequestsSent
+	// went out; each then ended in RequestsAnswered (a reply),
+	// RequestsFailed (a *RemoteError), RequestsTimedOut (ctx or
+	// RequestTimeout first) or RequestsDisconnected (the connection ended
+	// first). PendingRequests are unanswered now. LateReplies counts
+	// replies that came after their request had ended (dropped).
+	RequestsSent, RequestsAnswered, RequestsFailed      uint64
+	RequestsTimedOut, RequestsDisconnected, LateReplies uint64
+	PendingRequests                                     int64
+	// RequestsReceived counts requests from Consumers (resends included),
+	// RepliesSent the replies and errors sent back, and DedupHits the
+	// resent requests answered from the de-duplication window (or waiting
+	// for their handler) without running the handler again.
+	RequestsReceived, RepliesSent, DedupHits uint64
+	// RequestsRedelivered counts the requests received flagged as resent
+	// after a reconnect (included in RequestsReceived): after a failover,
+	// the requests this Provider may be handling a second time.
+	RequestsRedelivered uint64
 }
 
 type counters struct {
@@ -44,6 +63,12 @@ type counters struct {
 	heartbeatKills, protocolErrors           atomic.Uint64
 	budgetCloses, queueCloses                atomic.Uint64
 	rejected                                 [numRejectReasons]atomic.Uint64
+
+	requestsOut, requestsAnswered, requestsFailed  atomic.Uint64
+	requestsTimedOut, requestsDisconnected         atomic.Uint64
+	lateReplies, requestsIn, repliesOut, dedupHits atomic.Uint64
+	pending                                        atomic.Int64
+	requestsRedelivered                            atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -65,6 +90,17 @@ func (p *Provider) Stats() Stats {
 		QueueCloses:          p.stats.queueCloses.Load(),
 		MemoryInUse:          p.mem.Load(),
 		Rejected:             make(map[string]uint64, numRejectReasons),
+		RequestsSent:         p.stats.requestsOut.Load(),
+		RequestsAnswered:     p.stats.requestsAnswered.Load(),
+		RequestsFailed:       p.stats.requestsFailed.Load(),
+		RequestsTimedOut:     p.stats.requestsTimedOut.Load(),
+		RequestsDisconnected: p.stats.requestsDisconnected.Load(),
+		LateReplies:          p.stats.lateReplies.Load(),
+		PendingRequests:      p.stats.pending.Load(),
+		RequestsReceived:     p.stats.requestsIn.Load(),
+		RepliesSent:          p.stats.repliesOut.Load(),
+		DedupHits:            p.stats.dedupHits.Load(),
+		RequestsRedelivered:  p.stats.requestsRedelivered.Load(),
 	}
 	for i := range p.stats.rejected {
 		s.Rejected[RejectReason(i).String()] = p.stats.rejected[i].Load()

@@ -59,8 +59,10 @@ func main() {
 		}
 		fleet[i] = c
 	}
-	for p.Len() < *n {
-		time.Sleep(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.WaitLen(ctx, *n); err != nil {
+		log.Fatalf("waiting for %d connections: %v", *n, err)
 	}
 
 	state := make([]byte, *size)

@@ -27,6 +27,10 @@ var allowed = map[string][]string{
 		mod + "/frame", mod + "/compress", mod + "/internal/",
 		"github.com/gobwas/ws", "github.com/gobwas/httphead",
 	},
+	// The cluster layer builds on the Provider's public API and imports no
+	// broker implementation (NATS lives in the nested module
+	// cluster/natsbroker).
+	"cluster": {mod + "/provider"},
 	// The harness uses only the public API.
 	"loadtest": {mod + "/provider", mod + "/consumer", mod + "/frame", mod + "/compress"},
 }
@@ -110,7 +114,8 @@ func TestImportPolicy(t *testing.T) {
 		}
 	}
 	// provider and consumer never import each other, directly or not.
-	for _, pair := range [][2]string{{"provider", "consumer"}, {"consumer", "provider"}, {"poller", "provider"}} {
+	for _, pair := range [][2]string{{"provider", "consumer"}, {"consumer", "provider"}, {"poller", "provider"},
+		{"provider", "cluster"}, {"consumer", "cluster"}, {"poller", "cluster"}} {
 		p, ok := pkgs[mod+"/"+pair[0]]
 		if !ok {
 			continue
@@ -133,6 +138,29 @@ func TestEveryPackageHasAPolicy(t *testing.T) {
 		}
 		if _, ok := allowed[rel]; !ok {
 			t.Errorf("package %s has no import policy in allowed", rel)
+		}
+	}
+}
+
+// TestNoBrokerInMainModule: users who do not cluster never download a
+// broker client. The main module requires no nats-io module (the NATS
+// broker is the nested module cluster/natsbroker), and nothing in it
+// depends on one.
+func TestNoBrokerInMainModule(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "all").Output()
+	if err != nil {
+		t.Fatalf("go list -m all: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "nats-io/") {
+			t.Errorf("the main module requires %s", line)
+		}
+	}
+	for path, p := range list(t) {
+		for _, d := range p.deps {
+			if strings.Contains(d, "nats-io/") {
+				t.Errorf("%s depends on %s", path, d)
+			}
 		}
 	}
 }
