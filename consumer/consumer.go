@@ -73,6 +73,7 @@ type Consumer struct {
 	addrIdx int                    // index into cfg.urls of the Provider to dial next
 	addr    atomic.Pointer[string] // host:port of the current (or last) Provider
 	stats   counters
+	subs    subscriptions // topics joined with Subscribe (subscribe.go)
 }
 
 // New validates o and returns a Consumer that is not connected yet; call

@@ -148,6 +148,7 @@ func (c *Consumer) serve(s *session) {
 	if s.v2 {
 		// Requests left unanswered by the last connection go out first.
 		c.resendLocked()
+		c.resubscribeLocked()
 	} else {
 		c.failRequests(ErrNotSupported)
 	}
@@ -186,6 +187,7 @@ func (c *Consumer) serve(s *session) {
 	c.connected.Store(false)
 	c.mu.Unlock()
 	c.stats.disconnects.Add(1)
+	c.controlLost()
 	if !c.cfg.Resend {
 		c.failRequests(lostError(false))
 	}

@@ -55,6 +55,10 @@ var (
 
 	// ErrAlreadyAnswered is returned by a second Reply or Fail.
 	ErrAlreadyAnswered = errors.New("consumer: request already answered")
+
+	// ErrInvalidTopic is returned by [Consumer.Subscribe] and Unsubscribe
+	// for a topic that is empty, over 1024 bytes or not UTF-8.
+	ErrInvalidTopic = errors.New("consumer: invalid topic")
 )
 
 // HandshakeError is returned (wrapped) when the Provider answers the upgrade

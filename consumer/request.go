@@ -41,8 +41,8 @@ const (
 // request. Test for it with errors.As.
 type RemoteError struct {
 	// Code is 1 (nothing handles requests there), 2 (the handler
-	// panicked), 3 (the Provider is shutting down), or an application code
-	// of 1000 or more passed to Fail.
+	// panicked), 3 (the Provider is shutting down), 4 (the Provider refused
+	// a Subscribe), or an application code of 1000 or more passed to Fail.
 	Code uint16
 	// Reason is the text given to Fail (at most 123 bytes).
 	Reason string
@@ -324,6 +324,8 @@ func (c *Consumer) onEnvelope(data []byte) error {
 		c.deliverMessage(Message{Binary: true, Data: e.Payload})
 	case proto.KindRequest:
 		c.onRequest(e)
+	case proto.KindControl:
+		return errEnvelope // only a Consumer sends these
 	default:
 		c.onReply(e)
 	}
@@ -346,7 +348,9 @@ func (c *Consumer) onReply(e proto.Envelope) {
 	delete(c.reqs, e.ID)
 	c.reqMu.Unlock()
 	if w == nil {
-		c.stats.lateReplies.Add(1)
+		if !c.onControlReply(e) {
+			c.stats.lateReplies.Add(1)
+		}
 		return
 	}
 	if e.Kind == proto.KindError {
@@ -412,9 +416,10 @@ type Request struct {
 // OnRequest returns; copy it to keep it.
 func (r *Request) Message() Message { return r.msg }
 
-// Redelivered reports whether the request was flagged as sent again. The
-// Provider does not resend its requests (it sends the work to another
-// connection instead), so this is false today; it is here for symmetry.
+// Redelivered reports whether the request was flagged as sent again: a
+// Provider's job queue (provider.Queue) sets it on a job that an earlier
+// worker may have run (that worker was lost, timed out or failed it
+// retryably). Handle such jobs idempotently.
 func (r *Request) Redelivered() bool { return r.redelivered }
 
 // Reply answers the request with data (text must be UTF-8; data is not

@@ -230,6 +230,7 @@ func (c *Connection) Subscribe(name string) error {
 		p.topics[name] = t
 	}
 	t.subs[c] = struct{}{}
+	p.queuesTopic(c, name, true)
 	if c.topics == nil {
 		c.topics = make(topicSet)
 	}
@@ -249,6 +250,7 @@ func (c *Connection) Unsubscribe(name string) bool {
 	if _, ok := c.topics[name]; !ok {
 		return false
 	}
+	p.queuesTopic(c, name, false)
 	delete(c.topics, name)
 	p.dropSub(name, c)
 	p.observeTopic(c, name, false)

@@ -55,4 +55,13 @@ var (
 	ErrTooManyPending = errors.New("provider: too many pending requests")
 	// ErrAlreadyAnswered is returned by a second Reply or Fail.
 	ErrAlreadyAnswered = errors.New("provider: request already answered")
+	// ErrQueueFull is returned by Queue.Submit and SubmitAsync when
+	// QueueOptions.MaxQueued jobs already wait for a worker.
+	ErrQueueFull = errors.New("provider: job queue full")
+	// ErrQueueClosed is returned by Submit and SubmitAsync after
+	// Queue.Close, and is the outcome of the jobs Close gave up on.
+	ErrQueueClosed = errors.New("provider: job queue closed")
+	// ErrAttemptsExhausted is the cause in a *JobError whose job failed
+	// QueueOptions.MaxAttempts times.
+	ErrAttemptsExhausted = errors.New("provider: job attempts exhausted")
 )

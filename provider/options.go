@@ -300,6 +300,13 @@ type Options struct {
 	// Protocol says whether requests are offered (ProtocolAuto, the
 	// default) or every connection stays plain (ProtocolPlain).
 	Protocol ProtocolMode
+	// AuthorizeSubscribe decides whether a Consumer may join topic with
+	// consumer.Consumer.Subscribe (connections that negotiated requests
+	// only); true subscribes c as Connection.Subscribe would. It runs like
+	// OnMessage, on the connection's event loop: it must not block. Nil:
+	// every such subscribe is refused (the Consumer gets a *RemoteError of
+	// code 4). A Consumer may always unsubscribe.
+	AuthorizeSubscribe func(c *Connection, topic string) bool
 }
 
 // withDefaults returns o with every zero field set to its default, or an

@@ -75,7 +75,8 @@ type Provider struct {
 	sessMu   sync.Mutex
 	sessions map[string]*session // de-duplication windows by Consumer session
 
-	observers []Observer // set before Start (observer.go)
+	observers []Observer    // set before Start (observer.go)
+	queues    queueRegistry // job queues told of workers (queue.go)
 
 	stats counters
 }
@@ -239,6 +240,7 @@ func (p *Provider) Close() error {
 }
 
 func (p *Provider) stop() {
+	p.queuesStop()
 	p.lifeMu.Lock() // a Start in progress finishes first
 	p.lifeMu.Unlock()
 	p.stopOnce.Do(func() {
@@ -392,6 +394,7 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 		p.detachSession(c.sess)
 	}
 	p.unregister(c)
+	p.queuesClosed(c)
 	p.stats.closed.Add(1)
 	code, reason := c.closeStatus()
 	if code == 0 {
@@ -584,6 +587,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		// Shutdown began during the upgrade and may have missed it.
 		c.closeWith(frame.CloseGoingAway, "provider shutting down")
 	}
+	p.queuesOpened(c)
 	return true
 }
 

@@ -82,8 +82,8 @@ func (o *Options) requestDefaults() error {
 // request. Test for it with errors.As.
 type RemoteError struct {
 	// Code is 1 (nothing handles requests there), 2 (the handler
-	// panicked), 3 (the other side is shutting down), or an application
-	// code of 1000 or more passed to Fail.
+	// panicked), 3 (the other side is shutting down), 4 (refused), or an
+	// application code of 1000 or more passed to Fail.
 	Code uint16
 	// Reason is the text given to Fail (at most 123 bytes).
 	Reason string
@@ -212,15 +212,20 @@ func (c *Connection) SupportsRequests() bool { return c.v2 }
 //   - the errors of [Connection.Send] (ErrClosed, ErrBackpressure,
 //     ErrInvalidUTF8): nothing was sent.
 func (c *Connection) Request(ctx context.Context, binary bool, data []byte) (Message, error) {
+	return c.request(ctx, binary, data, 0)
+}
+
+// request is Request with extra envelope flags (FlagRedelivered, for a
+// Queue's redelivery).
+func (c *Connection) request(ctx context.Context, binary bool, data []byte, flags byte) (Message, error) {
 	if !c.v2 {
 		return Message{}, ErrNotSupported
 	}
-	var flags byte
 	if !binary {
 		if !frame.ValidUTF8(data) {
 			return Message{}, ErrInvalidUTF8
 		}
-		flags = proto.FlagText
+		flags |= proto.FlagText
 	}
 	p := c.p
 	t := c.pendingTable()
@@ -391,6 +396,8 @@ func (c *Connection) onEnvelope(data []byte) error {
 			return errInvalidText
 		}
 		c.onRequest(e)
+	case proto.KindControl:
+		c.onSubscription(e)
 	default:
 		if e.Text && !frame.ValidUTF8(e.Payload) {
 			return errInvalidText

@@ -1,14 +1,16 @@
-// Command jobs is a small job-distribution cluster: a coordinator (the
-// Provider) hands jobs to workers (Consumers) as they report ready and
-// collects the results.
+// Command jobs is a small job-distribution cluster on provider.Queue: a
+// coordinator (the Provider) hands each job to one worker (a Consumer) and
+// collects the results. A job whose worker is lost, times out or fails it
+// retryably goes to another worker, flagged redelivered; nothing is lost.
 //
-//	go run ./examples/jobs                      # coordinator and 4 workers in one process
+//	go run ./examples/jobs                      # coordinator and 4 workers in one process; w0 crashes mid-job
 //	go run ./examples/jobs -role coordinator -addr :8080 -jobs 100
 //	go run ./examples/jobs -role worker -host 10.0.0.5 -port 8080 -name w7
 //
 // The coordinator requires the parameter key=SECRET_KEY (use -key to change
-// it); each worker sends "READY", receives a job, answers "RESULT <job>
-// <value>" and is given the next job.
+// it) and lets authenticated workers subscribe to the topic "jobs", whose
+// subscribers are the queue's workers. A job is a number; its result is the
+// square.
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/networkcluster/networkcluster/consumer"
@@ -34,85 +37,66 @@ func main() {
 	port := flag.Int("port", 8080, "worker: coordinator port")
 	key := flag.String("key", "SECRET_KEY", "shared key")
 	jobs := flag.Int("jobs", 20, "coordinator: number of jobs")
+	inFlight := flag.Int("inflight", 2, "coordinator: jobs per worker at once")
 	workers := flag.Int("workers", 4, "both: number of workers")
 	name := flag.String("name", "worker", "worker: name")
+	work := flag.Duration("work", 20*time.Millisecond, "worker: time a job takes")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	switch *role {
 	case "coordinator":
-		p, done := coordinator(*addr, *key, *jobs)
+		p, q := coordinator(*addr, *key, *inFlight)
 		log.Printf("coordinator listening on %s", p.Addr())
-		select {
-		case <-done:
-		case <-ctx.Done():
-		}
-		shutdown(p)
+		submit(ctx, q, *jobs)
+		shutdown(p, q)
 	case "worker":
-		if err := worker(ctx, *host, *port, *key, *name); err != nil {
+		if err := worker(ctx, *host, *port, *key, *name, *work, 0); err != nil {
 			log.Fatal(err)
 		}
 	case "both":
-		p, done := coordinator(*addr, *key, *jobs)
+		p, q := coordinator(*addr, *key, *inFlight)
+		wctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		for i := 0; i < *workers; i++ {
+			crashAt := 0
+			if i == 0 {
+				crashAt = 2 // w0 dies while it holds its second job
+			}
 			wg.Add(1)
-			go func(i int) {
+			go func() {
 				defer wg.Done()
-				wctx, cancel := context.WithCancel(ctx)
-				defer cancel()
-				go func() { <-done; cancel() }()
-				if err := worker(wctx, "127.0.0.1", p.Port(), *key, "w"+strconv.Itoa(i)); err != nil {
+				if err := worker(wctx, "127.0.0.1", p.Port(), *key, "w"+strconv.Itoa(i), *work, crashAt); err != nil {
 					log.Print(err)
 				}
-			}(i)
+			}()
 		}
-		<-done
-		shutdown(p)
+		submit(ctx, q, *jobs)
+		shutdown(p, q)
+		cancel()
 		wg.Wait()
 	default:
 		log.Fatalf("unknown role %q", *role)
 	}
 }
 
-// coordinator starts a Provider that deals out jobs 1..n and closes done
-// when every result is in.
-func coordinator(addr, key string, n int) (*provider.Provider, chan struct{}) {
-	var mu sync.Mutex
-	next, results := 1, 0
-	done := make(chan struct{})
-	give := func(c *provider.Connection) {
-		mu.Lock()
-		job := next
-		if job <= n {
-			next++
-		}
-		mu.Unlock()
-		if job <= n {
-			_ = c.Send("JOB " + strconv.Itoa(job))
-		}
-	}
+// coordinator starts a Provider whose job queue's workers are the
+// connections subscribed to "jobs".
+func coordinator(addr, key string, inFlight int) (*provider.Provider, *provider.Queue) {
 	p, err := provider.New(provider.Options{
 		Addr: addr,
 		Auth: provider.Auth{Parameters: map[string]string{"key": key}},
-		OnMessage: func(c *provider.Connection, m provider.Message) {
-			switch f := strings.Fields(m.Text()); {
-			case len(f) == 1 && f[0] == "READY":
-				give(c)
-			case len(f) == 3 && f[0] == "RESULT":
-				fmt.Printf("job %s = %s (by %s)\n", f[1], f[2], c.Param("name"))
-				mu.Lock()
-				results++
-				all := results == n
-				mu.Unlock()
-				if all {
-					close(done)
-					return
-				}
-				give(c)
-			}
-		},
+		// Only authenticated connections get this far; let them work.
+		AuthorizeSubscribe: func(c *provider.Connection, topic string) bool { return topic == "jobs" },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	q, err := p.NewQueue(provider.QueueOptions{
+		Topic:          "jobs",
+		MaxInFlight:    inFlight,
+		AttemptTimeout: 10 * time.Second,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -120,31 +104,67 @@ func coordinator(addr, key string, n int) (*provider.Provider, chan struct{}) {
 	if err := p.Start(); err != nil {
 		log.Fatal(err)
 	}
-	return p, done
+	return p, q
 }
 
-func shutdown(p *provider.Provider) {
+// submit hands out jobs 1..n at once (the queue holds them until a worker
+// is free) and prints each result as it comes.
+func submit(ctx context.Context, q *provider.Queue, n int) {
+	var wg sync.WaitGroup
+	for job := 1; job <= n; job++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := q.Submit(ctx, false, []byte(strconv.Itoa(job)))
+			if err != nil {
+				fmt.Printf("job %d failed: %v\n", job, err)
+				return
+			}
+			result, by, _ := strings.Cut(m.Text(), " ")
+			fmt.Printf("job %d = %s (by %s)\n", job, result, by)
+		}()
+	}
+	wg.Wait()
+	s := q.Stats()
+	fmt.Printf("%d jobs done, %d failed, %d redelivered; latency p50 %v p99 %v\n",
+		s.Done, s.Failed, s.Redelivered, s.JobLatency.P50.Round(time.Millisecond), s.JobLatency.P99.Round(time.Millisecond))
+}
+
+func shutdown(p *provider.Provider, q *provider.Queue) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	_ = q.Close(ctx)
 	_ = p.Shutdown(ctx)
 }
 
-// worker connects, says READY, and answers each job with the square of its
-// number until ctx ends or the coordinator goes away.
-func worker(ctx context.Context, host string, port int, key, name string) error {
+// worker connects, subscribes to "jobs" and answers each job with the
+// square of its number, after work, until ctx ends. With crashAt > 0 it
+// drops its connection (as a crash would) while it holds its crashAt-th job.
+func worker(ctx context.Context, host string, port int, key, name string, work time.Duration, crashAt int) error {
 	var w *consumer.Consumer
+	var taken atomic.Int32
 	w, err := consumer.New(consumer.Options{
 		Host:       host,
 		Port:       port,
 		Parameters: map[string]string{"key": key, "name": name},
-		OnOpen:     func() { _ = w.Send("READY") },
-		OnMessage: func(m consumer.Message) {
-			job, ok := strings.CutPrefix(m.Text(), "JOB ")
-			if !ok {
+		OnRequest: func(r *consumer.Request) {
+			n, err := strconv.Atoi(string(r.Message().Data))
+			if err != nil {
+				_ = r.Fail(1000, "not a number") // not retried: the job is bad
 				return
 			}
-			n, _ := strconv.Atoi(job)
-			_ = w.Send(fmt.Sprintf("RESULT %d %d", n, n*n))
+			if r.Redelivered() {
+				log.Printf("%s: job %d again (an earlier worker may have run it)", name, n)
+			}
+			if int(taken.Add(1)) == crashAt {
+				log.Printf("%s: crashing with job %d", name, n)
+				go w.Destroy()
+				return
+			}
+			go func() { // the handler returns at once: the connection stays responsive
+				time.Sleep(work)
+				_ = r.Reply(false, fmt.Appendf(nil, "%d %s", n*n, name))
+			}()
 		},
 	})
 	if err != nil {
@@ -153,6 +173,10 @@ func worker(ctx context.Context, host string, port int, key, name string) error 
 	defer w.Close()
 	if err := w.Connect(ctx); err != nil {
 		return err
+	}
+	// Renewed by the Consumer after every reconnect.
+	if err := w.Subscribe(ctx, "jobs"); err != nil {
+		return fmt.Errorf("%s: subscribe: %w", name, err)
 	}
 	<-ctx.Done()
 	return nil

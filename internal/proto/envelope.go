@@ -31,7 +31,22 @@ const (
 	KindRequest byte = 1 // id uvarint, payload
 	KindReply   byte = 2 // id uvarint, payload
 	KindError   byte = 3 // id uvarint, code uvarint, reason
+	KindControl byte = 4 // id uvarint, op byte, topic (Consumer to Provider only)
 )
+
+// Control operations (the byte after the id of a KindControl envelope).
+// The Consumer asks to join or leave a topic; the Provider answers with a
+// reply (KindReply, empty payload: done) or an error reply (KindError:
+// CodeRefused when its authorization refuses a subscribe). An unsubscribe
+// is always answered with a reply. Control envelopes carry no flags, and
+// the topic is 1 to MaxTopic bytes of UTF-8.
+const (
+	ControlSubscribe   byte = 1
+	ControlUnsubscribe byte = 2
+)
+
+// MaxTopic is the longest topic name in a control envelope, in bytes.
+const MaxTopic = 1024
 
 // Envelope flags: the high four bits of the first byte.
 const (
@@ -54,6 +69,7 @@ const (
 	CodeNoHandler     = 1    // nothing on the other side handles requests
 	CodePanic         = 2    // the handler panicked
 	CodeShuttingDown  = 3    // the responder is shutting down
+	CodeRefused       = 4    // the responder refused the request (a subscribe it does not authorize)
 	MinAppCode        = 1000 // the lowest code an application may send
 	maxCode           = 1<<16 - 1
 	maxEnvelopeIDBits = 63
@@ -71,7 +87,8 @@ type Envelope struct {
 	Redelivered bool   // a request resent after a reconnect
 	ID          uint64 // request id (kinds 1-3), at least 1
 	Code        uint16 // error code (kind 3)
-	Payload     []byte // message, request or reply payload; error reason (kind 3)
+	Op          byte   // control operation (kind 4)
+	Payload     []byte // message, request or reply payload; error reason (kind 3); topic (kind 4)
 }
 
 // ParseEnvelope parses a binary frame of a v2 connection. It does not check
@@ -96,6 +113,10 @@ func ParseEnvelope(b []byte) (Envelope, error) {
 		e.Payload = b
 		return e, nil
 	case KindRequest, KindReply, KindError:
+	case KindControl:
+		if flags != 0 {
+			return Envelope{}, ErrEnvelope
+		}
 	default:
 		return Envelope{}, ErrEnvelope
 	}
@@ -119,6 +140,15 @@ func ParseEnvelope(b []byte) (Envelope, error) {
 			return Envelope{}, ErrEnvelope
 		}
 	}
+	if e.Kind == KindControl {
+		if len(b) < 2 || b[0] != ControlSubscribe && b[0] != ControlUnsubscribe {
+			return Envelope{}, ErrEnvelope
+		}
+		e.Op, b = b[0], b[1:]
+		if !ValidTopic(b) {
+			return Envelope{}, ErrEnvelope
+		}
+	}
 	e.Payload = b
 	return e, nil
 }
@@ -139,6 +169,19 @@ func AppendError(dst []byte, id uint64, code uint16, reason string) []byte {
 	dst = AppendHeader(dst, KindError, 0, id)
 	dst = binary.AppendUvarint(dst, uint64(code))
 	return append(dst, TrimReason(reason)...)
+}
+
+// AppendControl appends a whole control envelope (kind 4) to dst.
+func AppendControl(dst []byte, id uint64, op byte, topic string) []byte {
+	dst = AppendHeader(dst, KindControl, 0, id)
+	dst = append(dst, op)
+	return append(dst, topic...)
+}
+
+// ValidTopic reports whether topic may travel in a control envelope: 1 to
+// MaxTopic bytes of UTF-8.
+func ValidTopic[T string | []byte](topic T) bool {
+	return len(topic) > 0 && len(topic) <= MaxTopic && utf8.Valid([]byte(topic))
 }
 
 // TrimReason cuts reason to at most MaxReason bytes at a rune boundary.
