@@ -30,6 +30,7 @@ const recHeader = 5
 // handlerPool runs connections' handler queues on at most max goroutines,
 // started on demand; each exits when the run queue is empty.
 type handlerPool struct {
+	work    func() // Provider.handlerWorker
 	max     int
 	running int
 	head    *Connection // run queue, linked through Connection.runNext
@@ -51,7 +52,7 @@ func (p *Provider) schedule(c *Connection) {
 		hp.running++
 		p.hpMu.Unlock()
 		p.wg.Add(1)
-		go p.handlerWorker()
+		go p.hp.work() // a func value made once: go allocates nothing
 		return
 	}
 	p.hpMu.Unlock()

@@ -99,6 +99,7 @@ func New(o Options) (*Provider, error) {
 		hp:        handlerPool{max: o.HandlerWorkers},
 		hbHeader:  heartbeatHeader(&o),
 	}
+	p.hp.work = p.handlerWorker
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
