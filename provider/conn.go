@@ -63,9 +63,10 @@ type Connection struct {
 	failed     bool // the connection was failed (RFC 6455 §7.1.7): input is discarded
 	asm        frame.Assembler
 	msg        *msgBuf // the message being assembled (pooled), charged to the budget
-	part       frame.Header
-	partLeft   int // payload bytes of part still to come; 0: no frame in pieces
-	partOff    int // payload bytes of part taken so far (the mask offset)
+	partLeft   int32   // payload bytes still to come of a frame taken in pieces; 0: none (frames are under 2 GiB: maxFrameSize)
+	partOff    int32   // payload bytes of it taken so far (the mask offset)
+	partMask   [4]byte // its masking key
+	partMasked bool
 	inflater   *compress.Decompressor
 	parse      frame.ParseOptions
 
@@ -89,20 +90,16 @@ type Connection struct {
 
 	// Handler queue (dispatch.go), under hMu.
 	hMu          sync.Mutex
-	hHead, hTail *msgBuf // queued messages
-	hBytes       int     // bytes queued and not yet taken by a worker
-	hScheduled   bool    // on the run queue, or a worker runs it
-	hOpen        bool    // OnOpen is due
-	hClose       bool    // OnClose is due (after the queued messages)
-	hDone        bool    // OnClose has run
-	hCode        CloseCode
-	hReason      string
+	hHead, hTail *msgBuf     // queued messages
+	hBytes       int         // bytes queued and not yet taken by a worker
+	hScheduled   bool        // on the run queue, or a worker runs it
+	hOpen        bool        // OnOpen is due
+	hClose       bool        // OnClose is due (after the queued messages)
+	hDone        bool        // OnClose has run
 	runNext      *Connection // the Provider's run queue, under Provider.hpMu
 	hFailed      bool        // deliver failed the connection (handler workers only)
 	hAction      uint8       // a read-side action due after the queued messages
-	actErr       error       // actFail's error
-	actCode      CloseCode   // actPeerClose's close code and reason
-	actReason    string
+	actErr       error       // actFail's error; actPeerClose's code and reason (*CloseError)
 
 	// Closing: the first close code and reason win.
 	closeMu     sync.Mutex
@@ -494,7 +491,7 @@ func (c *Connection) onFrames(in []byte) int {
 			return len(in) // nothing more is read after a close or a failure
 		}
 		if c.partLeft > 0 {
-			k := min(c.partLeft, len(in)-pos)
+			k := min(int(c.partLeft), len(in)-pos)
 			err := c.framePart(in[pos : pos+k])
 			pos += k
 			if err == nil && c.partLeft == 0 {
@@ -552,7 +549,7 @@ func (c *Connection) frameStart(h frame.Header) error {
 	if err := c.asm.Begin(h); err != nil {
 		return err
 	}
-	c.part, c.partLeft, c.partOff = h, int(h.Length), 0
+	c.partLeft, c.partOff, c.partMask, c.partMasked = int32(h.Length), 0, h.Mask, h.Masked
 	if State(c.state.Load()) == StateOpen {
 		// Room for the whole frame at once, so that the buffer is not
 		// regrown (and copied) piece by piece.
@@ -563,11 +560,11 @@ func (c *Connection) frameStart(h frame.Header) error {
 
 // framePart takes the next piece of the payload of the frame in progress.
 func (c *Connection) framePart(p []byte) error {
-	if c.part.Masked {
-		frame.Mask(p, c.part.Mask, c.partOff)
+	if c.partMasked {
+		frame.Mask(p, c.partMask, int(c.partOff))
 	}
-	c.partOff += len(p)
-	c.partLeft -= len(p)
+	c.partOff += int32(len(p))
+	c.partLeft -= int32(len(p))
 	if err := c.asm.Payload(p); err != nil {
 		return err
 	}

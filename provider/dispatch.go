@@ -123,10 +123,11 @@ func (c *Connection) runHandlers() {
 	case actFail:
 		c.failNow(c.actErr)
 	case actPeerClose:
-		c.peerCloseNow(c.actCode, c.actReason)
+		ce := c.actErr.(*CloseError)
+		c.peerCloseNow(ce.Code, ce.Reason)
 	}
 	if closing {
-		code, reason := c.hCode, c.hReason
+		code, reason := c.closeStatus()
 		if f := p.o.OnClose; f != nil {
 			f(c, code, reason)
 		}
@@ -174,7 +175,7 @@ func (c *Connection) kickLocked() {
 // received before them.
 const (
 	actFail      = 1 // failNow(actErr)
-	actPeerClose = 2 // peerCloseNow(actCode, actReason)
+	actPeerClose = 2 // peerCloseNow with actErr's code and reason
 )
 
 // deferAction reports whether the handlers are busy, in which case it
@@ -201,7 +202,7 @@ func (c *Connection) deferPeerClose(code CloseCode, reason []byte) bool {
 		c.hMu.Unlock()
 		return false
 	}
-	c.actCode, c.actReason = code, string(reason)
+	c.actErr = &CloseError{Code: code, Reason: string(reason)}
 	c.hAction = actPeerClose
 	c.hMu.Unlock()
 	return true
@@ -225,7 +226,8 @@ func (c *Connection) queueClosed(code CloseCode, reason string) {
 		c.hMu.Unlock()
 		return
 	}
-	c.hCode, c.hReason, c.hClose = code, reason, true
+	c.recordClose(code, reason) // closeStatus gives it to OnClose
+	c.hClose = true
 	c.kickLocked()
 }
 
