@@ -91,7 +91,8 @@ type Connection struct {
 	// Handler queue (dispatch.go), under hMu.
 	hMu          sync.Mutex
 	hHead, hTail *msgBuf     // queued messages
-	hBytes       int         // bytes queued and not yet taken by a worker
+	hBytes       int         // bytes queued and not yet handled
+	hPaused      atomic.Bool // input is not taken: hBytes went over MaxHandlerQueue
 	hScheduled   bool        // on the run queue, or a worker runs it
 	hOpen        bool        // OnOpen is due
 	hClose       bool        // OnClose is due (after the queued messages)
@@ -489,6 +490,11 @@ func (c *Connection) onFrames(in []byte) int {
 	for pos < len(in) {
 		if c.peerClosed || c.failed {
 			return len(in) // nothing more is read after a close or a failure
+		}
+		if c.hPaused.Load() {
+			// The handlers are behind: the rest waits in the poller
+			// (Options.MaxHandlerQueue) until they catch up and wake us.
+			return pos
 		}
 		if c.partLeft > 0 {
 			k := min(int(c.partLeft), len(in)-pos)

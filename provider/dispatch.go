@@ -89,7 +89,7 @@ func (c *Connection) runHandlers() {
 	open := c.hOpen
 	c.hOpen = false
 	segs := c.hHead
-	c.hHead, c.hTail, c.hBytes = nil, nil, 0
+	c.hHead, c.hTail = nil, nil
 	var act uint8
 	if segs == nil {
 		act = c.hAction // after the messages received before it
@@ -117,6 +117,13 @@ func (c *Connection) runHandlers() {
 			}
 		}
 		p.uncharge(s.charged)
+		c.hMu.Lock()
+		resume := c.handledLocked(s.queued)
+		c.hMu.Unlock()
+		if resume {
+			c.strikes.Store(0) // not judged while its input was left unread
+			c.pc.Wake()        // OnData takes the input it left
+		}
 		freeMsgBuf(s)
 	}
 	switch act {
@@ -236,7 +243,7 @@ func (c *Connection) queueClosed(code CloseCode, reason string) {
 const moveThreshold = 32 << 10
 
 // queueCopy queues a copy of a message (data is the caller's). It returns
-// errOverBudget or errQueueFull (both close 1013) when it does not fit.
+// errOverBudget (close 1013) when the memory budget has no room for it.
 func (c *Connection) queueCopy(op frame.Opcode, data []byte) error {
 	n := recHeader + len(data)
 	if !c.p.charge(n) {
@@ -244,12 +251,6 @@ func (c *Connection) queueCopy(op frame.Opcode, data []byte) error {
 		return errOverBudget
 	}
 	c.hMu.Lock()
-	if c.hBytes > 0 && c.hBytes+n > c.p.o.MaxHandlerQueue {
-		c.hMu.Unlock()
-		c.p.uncharge(n)
-		c.p.stats.queueCloses.Add(1)
-		return errQueueFull
-	}
 	t := c.hTail
 	if t == nil || t.whole || cap(t.b)-len(t.b) < n {
 		t = newMsgBuf(max(n, msgClassSize[0]))
@@ -260,27 +261,43 @@ func (c *Connection) queueCopy(op frame.Opcode, data []byte) error {
 	binary.LittleEndian.PutUint32(hdr[1:], uint32(len(data)))
 	t.b = append(append(t.b, hdr[:]...), data...)
 	t.charged += n
-	c.hBytes += n
+	t.queued += n
+	c.addQueuedLocked(n)
 	c.kickLocked()
 	return nil
 }
 
 // queueMove queues m, one whole message whose budget charge m.charged
-// carries; the queue owns m from then on, whatever the result.
+// carries; the queue owns m from then on.
 func (c *Connection) queueMove(op frame.Opcode, m *msgBuf) error {
 	c.hMu.Lock()
-	if c.hBytes > 0 && c.hBytes+len(m.b) > c.p.o.MaxHandlerQueue {
-		c.hMu.Unlock()
-		c.p.uncharge(m.charged)
-		freeMsgBuf(m)
-		c.p.stats.queueCloses.Add(1)
-		return errQueueFull
-	}
-	m.whole, m.op = true, op
+	m.whole, m.op, m.queued = true, op, len(m.b)
 	c.appendSegLocked(m)
-	c.hBytes += len(m.b)
+	c.addQueuedLocked(len(m.b))
 	c.kickLocked()
 	return nil
+}
+
+// addQueuedLocked counts n more bytes waiting for the handlers; past
+// MaxHandlerQueue, the read side stops taking input from the connection
+// (onFrames) until the handlers have caught up with half of it.
+func (c *Connection) addQueuedLocked(n int) {
+	c.hBytes += n
+	if c.hBytes > c.p.o.MaxHandlerQueue && !c.hPaused.Load() {
+		c.hPaused.Store(true)
+		c.p.stats.readPauses.Add(1)
+	}
+}
+
+// handledLocked counts n queued bytes as handled, and reports whether
+// reading resumes.
+func (c *Connection) handledLocked(n int) bool {
+	c.hBytes -= n
+	if c.hPaused.Load() && c.hBytes <= c.p.o.MaxHandlerQueue/2 {
+		c.hPaused.Store(false)
+		return true
+	}
+	return false
 }
 
 func (c *Connection) appendSegLocked(s *msgBuf) {
@@ -294,7 +311,6 @@ func (c *Connection) appendSegLocked(s *msgBuf) {
 
 var (
 	errOverBudget = &frame.CloseError{Code: frame.CloseTryAgainLater, Reason: "server busy: memory budget for messages exhausted"}
-	errQueueFull  = &frame.CloseError{Code: frame.CloseTryAgainLater, Reason: "server busy: handler queue full"}
 )
 
 // --- the memory budget ---
@@ -340,6 +356,7 @@ type msgBuf struct {
 	b       []byte
 	class   int     // index into msgPools, or -1: a bigbuf mapping
 	charged int     // bytes of the memory budget it holds
+	queued  int     // bytes it counts in its handler queue
 	next    *msgBuf // the next segment of a handler queue
 	whole   bool    // b is one whole message of opcode op
 	op      frame.Opcode
@@ -368,7 +385,7 @@ func freeMsgBuf(m *msgBuf) {
 	if m == nil {
 		return
 	}
-	m.next, m.whole, m.charged = nil, false, 0
+	m.next, m.whole, m.charged, m.queued = nil, false, 0, 0
 	if m.class < 0 {
 		bigbuf.Free(m.b)
 		m.b = nil

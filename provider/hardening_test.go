@@ -154,15 +154,17 @@ func TestMemoryBudgetClose(t *testing.T) {
 	e.wait(t, "the budget given back", func(*events) bool { return p.Stats().MemoryInUse == 0 })
 }
 
-// A connection whose handler queue is over MaxHandlerQueue is closed with
-// 1013 once the messages before the overflow are handled; the messages
-// that fitted are all delivered, in order, before the close frame.
-func TestHandlerQueueFull(t *testing.T) {
+// A connection whose handler queue is over MaxHandlerQueue is not read
+// until its handler catches up: every message arrives, in order, and the
+// peer (which answers pings) is not killed by the heartbeat meanwhile,
+// although its pongs wait unread behind its messages.
+func TestHandlerQueuePausesReading(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	var got []string
 	o := Options{
 		MaxHandlerQueue: 16 << 10,
+		Heartbeat:       Heartbeat{Interval: 50 * time.Millisecond},
 		OnMessage: func(c *Connection, m Message) {
 			mu.Lock()
 			got = append(got, string(m.Data[:4]))
@@ -173,31 +175,30 @@ func TestHandlerQueueFull(t *testing.T) {
 		},
 	}
 	p, e, addr := start(t, o)
-	c := dial(t, addr, "/connect")
+	pr := newPeer(t, addr)
 	msg := func(i int) []byte { return append([]byte(fmt.Sprintf("%04d", i)), make([]byte, 1020)...) }
-	const sent = 40 // 40 KiB behind the blocked handler
+	const sent = 60 // 60 KiB behind the blocked handler: over the queue, within what the poller holds
 	for i := range sent {
-		if err := c.WriteFrame(true, frame.OpBinary, msg(i)); err != nil {
-			t.Fatal(err)
-		}
+		pr.write(frame.OpBinary, msg(i))
 	}
-	e.wait(t, "the overflow", func(*events) bool { return p.Stats().QueueCloses == 1 })
+	e.wait(t, "the pause", func(*events) bool { return p.Stats().ReadPauses == 1 })
+	time.Sleep(500 * time.Millisecond) // 10 heartbeat intervals
 	close(release)
-	code, reason, err := c.ExpectClose()
-	if err != nil || code != frame.CloseTryAgainLater || !strings.Contains(reason, "handler queue") {
-		t.Fatalf("close %v %q %v, want 1013", code, reason, err)
-	}
-	c.Close()
-	e.wait(t, "OnClose", func(e *events) bool { return len(e.closes) == 1 })
+	e.wait(t, "every message", func(*events) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == sent
+	})
+	time.Sleep(200 * time.Millisecond) // more heartbeats after the pause
 	mu.Lock()
 	defer mu.Unlock()
-	if len(got) < 10 || len(got) >= sent {
-		t.Fatalf("%d messages delivered of %d sent with a 16 KiB queue", len(got), sent)
-	}
 	for i, s := range got {
 		if s != fmt.Sprintf("%04d", i) {
 			t.Fatalf("message %d is %q", i, s)
 		}
+	}
+	if st := p.Stats(); st.HeartbeatKills != 0 || st.Closed != 0 || pr.closed.Load() {
+		t.Fatalf("heartbeat kills %d, closed %d", st.HeartbeatKills, st.Closed)
 	}
 }
 

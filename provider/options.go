@@ -226,11 +226,13 @@ type Options struct {
 	// close frames never wait for them; see OnMessage for what a blocking
 	// handler costs.
 	HandlerWorkers int
-	// MaxHandlerQueue is the most bytes of received messages one
-	// connection may have waiting for its OnMessage (messages a worker
-	// has taken do not count). A message that would take a non-empty queue
-	// over it closes the connection with 1013 (try again later); one
-	// message larger than it is accepted by an empty queue. Default 1 MiB
+	// MaxHandlerQueue bounds the bytes of received messages one
+	// connection may have waiting for (or in) its OnMessage. Past it, the
+	// connection's input is left unread (held by the poller, up to
+	// MaxHandlerQueue + 64 KiB more; a peer that sends beyond that is
+	// closed) until the handlers have caught up with half of it, and its
+	// heartbeat is not judged meanwhile (its answers wait in that input);
+	// Stats.ReadPauses counts the pauses. Default 1 MiB
 	// (DefaultMaxHandlerQueue).
 	MaxHandlerQueue int
 	// MemoryBudget bounds, for the whole Provider, the bytes of received
@@ -264,7 +266,7 @@ type Options struct {
 	// the connection's heartbeat answers, pings and close frames are handled
 	// meanwhile, and other connections are not delayed until all workers
 	// are blocked. What blocking costs: the connection's later messages
-	// wait (up to MaxHandlerQueue, then it is closed with 1013), a blocked
+	// wait (past MaxHandlerQueue its input is left unread), a blocked
 	// worker is a goroutine, and once HandlerWorkers callbacks block at the
 	// same time, every connection's callbacks wait for one to return. For
 	// long work per message, hand it to your own goroutines. A callback may

@@ -575,7 +575,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate)))
 	// Data frames are taken as their payload arrives (onFrames): the poller
 	// carries over at most a frame header or a control frame.
-	c.pc.SetMaxPending(maxCarried)
+	c.pc.SetMaxPending(p.o.MaxHandlerQueue + maxCarried)
 	c.pc.SetMaxBuffered(p.o.MaxBackpressure)
 	if p.announce != nil {
 		_ = c.pc.WriteShared(p.announce, true)
@@ -719,9 +719,10 @@ func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 	return expired
 }
 
-// maxCarried caps the input the poller carries over for an open
-// connection: a partial frame header or control frame, or what arrives
-// while a woken OnData runs.
+// maxCarried, plus MaxHandlerQueue, caps the input the poller carries over
+// for an open connection: a partial frame header or control frame, what
+// arrives while a woken OnData runs, and what arrives while its input is
+// left unread for its handlers to catch up.
 const maxCarried = 64 << 10
 
 // handshakeExpired is the deadline of a connection whose handshake timed
@@ -744,7 +745,9 @@ func (p *Provider) heartbeat() {
 	p.connMu.RUnlock()
 	max := int32(p.o.Heartbeat.MaxStrikes)
 	for _, c := range *snap {
-		if State(c.state.Load()) != StateOpen {
+		if State(c.state.Load()) != StateOpen || c.hPaused.Load() {
+			// Paused: its answers wait, unread, behind input its handlers
+			// have yet to catch up with; the peer is not at fault.
 			continue
 		}
 		switch {
