@@ -29,7 +29,7 @@ const (
 	DefaultCloseTimeout          = 5 * time.Second
 	DefaultCompressionThreshold  = compress.DefaultThreshold
 	DefaultHandlerWorkers        = 1024
-	DefaultMaxHandlerQueue       = 1 << 20
+	DefaultMaxHandlerQueue       = 4 << 20
 	DefaultMemoryBudget          = 256 << 20
 	minHeartbeatInterval         = 10 * time.Millisecond
 	maxMaxPayloadLength          = 1 << 30
@@ -229,11 +229,11 @@ type Options struct {
 	// MaxHandlerQueue bounds the bytes of received messages one
 	// connection may have waiting for (or in) its OnMessage. Past it, the
 	// connection's input is left unread (held by the poller, up to
-	// MaxHandlerQueue + 64 KiB more; a peer that sends beyond that is
-	// closed) until the handlers have caught up with half of it, and its
-	// heartbeat is not judged meanwhile (its answers wait in that input);
-	// Stats.ReadPauses counts the pauses. Default 1 MiB
-	// (DefaultMaxHandlerQueue).
+	// MaxHandlerQueue + MaxPayloadLength + 64 KiB more; a peer that sends
+	// beyond that meanwhile is closed) until the handlers have caught up
+	// with half of it, and its heartbeat is not judged meanwhile (its
+	// answers wait in that input); Stats.ReadPauses counts the pauses.
+	// Default 4 MiB (DefaultMaxHandlerQueue).
 	MaxHandlerQueue int
 	// MemoryBudget bounds, for the whole Provider, the bytes of received
 	// messages held in memory: frames being assembled, messages being

@@ -575,7 +575,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate)))
 	// Data frames are taken as their payload arrives (onFrames): the poller
 	// carries over at most a frame header or a control frame.
-	c.pc.SetMaxPending(p.o.MaxHandlerQueue + maxCarried)
+	c.pc.SetMaxPending(p.o.MaxHandlerQueue + p.maxFrameSize(c.deflate) + maxCarried)
 	c.pc.SetMaxBuffered(p.o.MaxBackpressure)
 	if p.announce != nil {
 		_ = c.pc.WriteShared(p.announce, true)
@@ -719,7 +719,7 @@ func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 	return expired
 }
 
-// maxCarried, plus MaxHandlerQueue, caps the input the poller carries over
+// maxCarried, plus MaxHandlerQueue and a frame, caps the input the poller carries over
 // for an open connection: a partial frame header or control frame, what
 // arrives while a woken OnData runs, and what arrives while its input is
 // left unread for its handlers to catch up.
