@@ -27,7 +27,7 @@
 //     this node's broker link is down, and a node silent for NodeTimeout
 //     while our link is up is dropped (OnNodeDown).
 //   - Messages over the broker's size limit fail with ErrTooLarge (the NATS
-//     default is 1 MiB, less than a Consumer's 16 MiB MaxPayload: raise
+//     default is 1 MiB, less than a Consumer's 16 MiB MaxPayloadLength: raise
 //     max_payload on the server, up to 8 MiB, if you broadcast large
 //     messages).
 package cluster

@@ -139,6 +139,7 @@ type Node struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	stop    chan struct{}
+	looped  chan struct{} // closed when the heartbeat loop has ended
 	wg      sync.WaitGroup
 
 	// sendMu orders the broadcast channel: a sequence number is taken and
@@ -212,6 +213,7 @@ func New(p *provider.Provider, o Options) (*Node, error) {
 	n := &Node{
 		p: p, o: o, b: o.Broker, id: o.NodeID, log: o.Logger,
 		stop:   make(chan struct{}),
+		looped: make(chan struct{}),
 		local:  make(map[string]*entry),
 		nodes:  make(map[string]*remote),
 		params: make(map[string]bool),
@@ -609,6 +611,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	close(n.stop)
 	var first error
 	if prev == stateRunning {
+		// The loop's last presence batch and heartbeat go before the leave:
+		// nothing may follow it on the broadcast channel.
+		<-n.looped
 		first = n.sendControl(kindLeave, nil)
 	}
 	if err := n.p.Shutdown(ctx); err != nil && first == nil {

@@ -386,3 +386,27 @@ func TestOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Presence larger than one broker message travels in several batches and
+// snapshot chunks.
+func TestNodeSnapshotChunks(t *testing.T) {
+	hub := NewMemHub(700)
+	o := Options{PresenceParams: []string{"worker"}}
+	a := newMember(t, hub, "a", provider.Options{}, o)
+	long := strings.Repeat("w", 150)
+	dialN(t, a, 30, "t=T&worker="+long)
+	b := newMember(t, hub, "b", provider.Options{}, o)
+	eventually(t, "snapshot", converged([]*member{a, b}, 30, "T", 30))
+	if s := b.n.Stats(); s.SnapshotsRequested < 5 {
+		t.Fatalf("%d snapshot chunks for 30 × 150 bytes under a 700-byte limit", s.SnapshotsRequested)
+	}
+	b.n.Range(func(ci ConnInfo) bool {
+		if ci.Params["worker"] != long {
+			t.Fatalf("params %+v", ci.Params)
+		}
+		return true
+	})
+	// And batches: 30 more at once.
+	dialN(t, a, 30, "t=T&worker="+long)
+	eventually(t, "batches", converged([]*member{a, b}, 60, "T", 60))
+}

@@ -154,6 +154,7 @@ func (n *Node) heartbeat() {
 // loop batches presence, beats and watches the other nodes' liveness.
 func (n *Node) loop() {
 	defer n.wg.Done()
+	defer close(n.looped)
 	tick := time.NewTicker(min(n.o.PresenceBatch, n.o.Heartbeat))
 	defer tick.Stop()
 	lastBeat := time.Now()
@@ -528,14 +529,18 @@ func (h handler) HandleBroadcast(from string, msg []byte) {
 		n.report(fmt.Errorf("from node %s: %w", from, err))
 		return
 	}
-	if from == n.id || n.state.Load() != stateRunning {
+	if from == n.id {
 		return
 	}
+	// Fan-out goes on while this node drains after its leave message.
 	switch e.kind {
 	case kindBroadcast:
 		n.p.Broadcast(e.binary(), e.payload)
 	case kindPublish:
 		n.p.Publish(string(e.topic), e.binary(), e.payload)
+	}
+	if n.state.Load() != stateRunning {
+		return
 	}
 	var evs []event
 	n.rmu.Lock()

@@ -170,7 +170,7 @@ func cfAccept(t testing.TB, srv *cfServer, rec *cfRecorder) *cfSession {
 	}
 	t.Cleanup(func() { nc.Close() })
 	s := &cfSession{nc: nc, br: bufio.NewReader(nc), rec: rec}
-	s.Session = cf.Session{T: t, Side: cf.Server, Peer: "Consumer", Limit: 64 << 20, ReadFrame: s.readFrame,
+	s.Session = cf.Session{T: t, Side: cf.Server, Peer: "Consumer", Limit: 64 << 20, PongsAnyOrder: true, ReadFrame: s.readFrame,
 		Write: func(b []byte) error {
 			_ = nc.SetWriteDeadline(time.Now().Add(cfTimeout))
 			_, err := nc.Write(b)

@@ -41,6 +41,9 @@ type Consumer struct {
 	runGID    uint64        // id of the cycle goroutine, to spot Close from a handler
 	nc        net.Conn      // the open connection, for Destroy
 	closeOnce sync.Once
+	// handshakeErr is how the close handshake of the last connection
+	// ended (see closeOutcome), for Close.
+	handshakeErr error
 
 	isClosed  atomic.Bool
 	destroyed atomic.Bool // Destroy was called: no more OnMessage
@@ -59,9 +62,15 @@ type Consumer struct {
 	comp      *compress.Compressor
 	wsmall    []byte // encoding buffer for small frames
 
+	dead bool  // the reader knows the connection is lost: no more sends
+	werr error // the write error that broke the connection, if one did
+
 	// Read side: owned by the cycle goroutine.
 	rd reader
 	hs handshakeResult
+
+	// disp runs OnMessage and OnRequest off the read loop.
+	disp dispatcher
 
 	// Requests.
 	v2      atomic.Bool   // the current (or last) connection negotiated requests
@@ -98,6 +107,7 @@ func New(o Options) (*Consumer, error) {
 	c.addrIdx = rand.New(c.rng).IntN(len(cfg.urls)) // the start among Addrs
 	c.addr.Store(&cfg.urls[c.addrIdx].hostPort)
 	c.dialer = c.newDialer()
+	c.disp.init(cfg.QueueLength, cfg.QueueBytes, c.runMessage, c.destroyed.Load)
 	return c, nil
 }
 
@@ -144,10 +154,7 @@ func (c *Consumer) Ready(ctx context.Context) error {
 // wait waits until a connection is open or has opened since the opens
 // count was taken, or the cycle has ended.
 func (c *Consumer) wait(ctx context.Context, opens uint64) error {
-	c.mu.Lock()
-	self := c.runGID != 0 && goid() == c.runGID
-	c.mu.Unlock()
-	if self {
+	if c.handlerGoroutine() {
 		// Called from an event handler: waiting would wait for the very
 		// goroutine that runs the handler.
 		if c.connected.Load() {
@@ -181,20 +188,32 @@ func (c *Consumer) wait(ctx context.Context, opens uint64) error {
 // in progress has finished), and returns once the Consumer's goroutine has
 // exited and OnClose has run. Pending Connect and Ready calls return
 // [ErrClosed]. Close may be called at any time, also before Connect and more
-// than once; later calls wait like the first. It returns nil.
+// than once; later calls wait like the first.
+//
+// The first call returns nil when the Provider answered the close frame
+// (a clean close handshake), and also when there was no open connection to
+// close (before Connect, while reconnecting, or when the connection was
+// already lost or closing). It returns an error wrapping [ErrCloseTimeout]
+// when the Provider did not answer within CloseTimeout (the connection was
+// then dropped), or an error wrapping the cause when the handshake failed
+// otherwise (the close frame could not be written, TCP ended without the
+// Provider's close frame, or the Provider broke the protocol, a
+// [*CloseError]). Later calls return [ErrClosed], as does Close after
+// [Consumer.Destroy]. Called from an event handler, Close does not wait (the
+// handler runs on a goroutine it would wait for) and returns nil.
 func (c *Consumer) Close() error {
-	c.shutdown(false)
-	return nil
+	return c.shutdown(false)
 }
 
 // Destroy stops the Consumer at once: it stops reconnecting, drops the TCP
 // connection without a close handshake (a send in progress fails), delivers
 // no further message (not even one already read), and returns once the Consumer's goroutine has exited and OnClose has run.
-func (c *Consumer) Destroy() { c.shutdown(true) }
+func (c *Consumer) Destroy() { _ = c.shutdown(true) }
 
-func (c *Consumer) shutdown(destroy bool) {
+// shutdown is Close and Destroy; it returns Close's error.
+func (c *Consumer) shutdown(destroy bool) error {
+	self := c.handlerGoroutine()
 	c.mu.Lock()
-	self := c.runGID != 0 && goid() == c.runGID
 	if c.closed {
 		nc, done := c.nc, c.done
 		if destroy && !c.destroyed.Load() {
@@ -209,7 +228,7 @@ func (c *Consumer) shutdown(destroy bool) {
 		if !self {
 			<-done
 		}
-		return
+		return ErrClosed
 	}
 	c.closed = true
 	c.destroyed.Store(destroy)
@@ -228,19 +247,42 @@ func (c *Consumer) shutdown(destroy bool) {
 		// itself.
 		close(done)
 		c.emitClose(closeEvent(destroy, nil))
-		return
+		return nil
 	}
 	c.cancel() // wakes a dial or a reconnect wait
+	sent := false
 	if nc != nil {
 		if destroy {
 			_ = nc.Close()
 		} else {
-			c.sendClose(frame.CloseNormal, "")
+			// Once closed is set no connection opens, so the one this
+			// frame goes out on is the last one served.
+			sent = c.sendClose(frame.CloseNormal, "")
 		}
 	}
-	if !self {
-		<-done
+	if self {
+		return nil
 	}
+	<-done
+	if !sent {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.handshakeErr
+}
+
+// handlerGoroutine reports whether the caller is one of the Consumer's
+// goroutines that run event handlers: the cycle goroutine or the
+// dispatcher's.
+func (c *Consumer) handlerGoroutine() bool {
+	g := goid()
+	if c.disp.self(g) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.runGID != 0 && g == c.runGID
 }
 
 // closeEvent returns the code and reason of the close event.
@@ -272,8 +314,14 @@ func (c *Consumer) notifyLocked() {
 // connection, or of the one the Consumer dials next or dialed last.
 func (c *Consumer) RemoteAddr() string { return *c.addr.Load() }
 
-// Connected reports whether a connection is open (from just before OnOpen
-// to just before OnDisconnect).
+// Connected reports whether a connection is open: from just before OnOpen
+// until the Consumer knows the connection is lost or closing, which is
+// before OnDisconnect and before the messages still queued for OnMessage
+// have been handled. After a network error or the heartbeat cutoff it turns
+// false at once; after a close frame from the Provider (or a protocol error
+// of its), once the close answer has gone out, which waits up to
+// [Options.CloseTimeout] for the replies to the messages read before it.
+// Sends fail from that moment on.
 func (c *Consumer) Connected() bool { return c.connected.Load() }
 
 // InFlight reports whether a connection attempt (dial and handshake) is in

@@ -48,7 +48,7 @@ func consumerGoroutines(d time.Duration) string {
 		buf = buf[:runtime.Stack(buf, true)]
 		var left []string
 		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "consumer.(*Consumer).run") {
+			if strings.Contains(g, "consumer.(*Consumer).run") || strings.Contains(g, "consumer.(*dispatcher).loop") {
 				left = append(left, g)
 			}
 		}
@@ -428,11 +428,26 @@ func TestBackoffPolicy(t *testing.T) {
 			t.Errorf("backoff(%d) = %v, want %v ±20%%", n, d, want)
 		}
 	}
-	c2, _ := New(Options{Reconnect: Reconnect{Interval: 100 * time.Millisecond, NoJitter: true}})
+	c2, _ := New(Options{Reconnect: Reconnect{Interval: 100 * time.Millisecond, Backoff: 1, NoJitter: true}})
 	for n := 0; n < 5; n++ {
 		if d := c2.backoff(n); d != 100*time.Millisecond {
-			t.Errorf("NoJitter backoff(%d) = %v", n, d)
+			t.Errorf("NoJitter fixed backoff(%d) = %v", n, d)
 		}
+	}
+	// The default: doubling from 1 s up to 10 s, never giving up.
+	c3, _ := New(Options{Reconnect: Reconnect{NoJitter: true}})
+	for n, want := range []time.Duration{1, 2, 4, 8, 10, 10, 10} {
+		if d := c3.backoff(n); d != want*time.Second {
+			t.Errorf("default backoff(%d) = %v, want %v", n, d, want*time.Second)
+		}
+	}
+	if c3.cfg.Reconnect.MaxAttempts > 0 {
+		t.Errorf("default MaxAttempts %d, want never to give up", c3.cfg.Reconnect.MaxAttempts)
+	}
+	// The Node policy is one option away.
+	c4, _ := New(Options{Reconnect: NodeReconnect()})
+	if r := c4.cfg.Reconnect; r.MaxAttempts != 10 || r.Interval != time.Second || c4.backoff(5) < 800*time.Millisecond || c4.backoff(5) > 1200*time.Millisecond {
+		t.Errorf("NodeReconnect: %+v, backoff(5) = %v", r, c4.backoff(5))
 	}
 }
 
@@ -618,7 +633,7 @@ func TestProtocolViolations(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newTestServer(t, srvOpts{onOpen: func(sc *srvConn) { _ = sc.writeRaw(tc.frame) }})
 			c, ev := newConsumer(t, s.port, func(o *Options) {
-				o.MaxPayload = 1024
+				o.MaxPayloadLength = 1024
 				o.Reconnect.Interval = time.Hour
 			})
 			if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
@@ -673,7 +688,7 @@ func TestParametersAndHeaders(t *testing.T) {
 func TestOptionsValidation(t *testing.T) {
 	bad := []Options{
 		{Port: -1}, {Port: 70000}, {Path: "connect"}, {Path: "/a?b"}, {Host: "a/b"},
-		{MaxPayload: -1}, {ReadBufferSize: 10}, {DialTimeout: -1},
+		{MaxPayloadLength: -1}, {MaxPayloadLength: MaxMaxPayloadLength + 1}, {CompressionThreshold: -1}, {ReadBufferSize: 10}, {DialTimeout: -1}, {QueueLength: -1}, {QueueBytes: -1},
 		{Reconnect: Reconnect{Jitter: 1.5}}, {Reconnect: Reconnect{Backoff: 0.5}}, {Reconnect: Reconnect{Interval: -1}},
 		{Header: map[string][]string{"Sec-WebSocket-Key": {"x"}}},
 		{Header: map[string][]string{"sec-websocket-extensions": {"x"}}},
@@ -693,15 +708,16 @@ func TestOptionsValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.cfg.url != "ws://localhost:8080/connect" || c.cfg.Reconnect.MaxAttempts != 10 ||
-		c.cfg.Reconnect.Interval != time.Second || c.cfg.MaxPayload != 16<<20 || c.cfg.DialTimeout != 10*time.Second {
+	if c.cfg.url != "ws://localhost:8080/connect" || c.cfg.Reconnect.MaxAttempts != -1 ||
+		c.cfg.Reconnect.Interval != time.Second || c.cfg.MaxPayloadLength != 16<<20 || c.cfg.DialTimeout != 10*time.Second {
 		t.Fatalf("defaults: %+v", c.cfg)
 	}
 	// The rest of the defaults the README's table states.
 	if c.cfg.WriteTimeout != 10*time.Second || c.cfg.CloseTimeout != time.Second ||
 		c.cfg.ReadBufferSize != 4<<10 || c.cfg.Reconnect.Jitter != 0.2 ||
-		c.cfg.Reconnect.MaxInterval != 30*time.Second || c.cfg.Reconnect.Backoff != 1 ||
-		c.cfg.Compressor != compress.Disabled || c.cfg.CompressThreshold != compress.DefaultThreshold {
+		c.cfg.Reconnect.MaxInterval != 10*time.Second || c.cfg.Reconnect.Backoff != 2 ||
+		c.cfg.QueueLength != 32 || c.cfg.QueueBytes != 1<<20 ||
+		c.cfg.Compressor != compress.Disabled || c.cfg.CompressionThreshold != compress.DefaultThreshold {
 		t.Fatalf("defaults: %+v", c.cfg)
 	}
 	c, _ = New(Options{Host: "::1", Port: 9, TLS: true, Parameters: map[string]string{"a b": "c&d"}})
@@ -946,6 +962,11 @@ func TestWriteTimeoutDropsAndReconnects(t *testing.T) {
 	_, disc, _, _, _ := ev.snapshot()
 	if len(disc) != 1 || disc[0].code != int(frame.CloseAbnormal) {
 		t.Fatalf("disconnects %v, want one 1006", disc)
+	}
+	// The reason is the cause, the write error, not the socket the failed
+	// write closed under the reader.
+	if !strings.Contains(disc[0].reason, "i/o timeout") || strings.Contains(disc[0].reason, "closed network connection") {
+		t.Fatalf("disconnect reason %q, want the write timeout", disc[0].reason)
 	}
 	if n := s.upgrades(); n != 2 {
 		t.Fatalf("%d upgrades, want 2", n)

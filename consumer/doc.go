@@ -8,9 +8,10 @@
 // Consumers in one process (the load test does):
 //
 //   - one goroutine per Consumer, which dials, reads, waits between
-//     reconnect attempts and runs the event handlers; no timer goroutines:
-//     the heartbeat cutoff is the connection's read deadline, re-armed on
-//     each ping;
+//     reconnect attempts and runs the connection events, plus one that
+//     runs OnMessage while messages arrive (it exits after a second
+//     without); no timer goroutines: the heartbeat cutoff is the
+//     connection's read deadline, re-armed on each ping;
 //   - a small fixed read buffer per connection ([Options.ReadBufferSize]);
 //     larger messages borrow pooled buffers and return them after delivery;
 //   - no allocation per message sent or received in steady state;
@@ -47,9 +48,27 @@
 //
 // # Events
 //
-// The handlers in [Options] run on the Consumer's goroutine, one at a time
-// and in order: while one runs, nothing is read from the connection. They
-// may call any method of the Consumer, including Close and Destroy (which
-// then return without waiting for the goroutine that is running the
+// The handlers in [Options] run one at a time and in order: OnOpen, the
+// connection's messages (OnMessage), OnDisconnect, and so on for each
+// connection, then OnClose once. OnOpen, OnDisconnect and OnClose run on the
+// Consumer's goroutine; nothing is read from the connection while OnOpen
+// runs, so it should return promptly.
+//
+// OnMessage (and OnRequest) runs on a dispatcher goroutine apart from the
+// reader; Message.Data is a copy in a pooled buffer, reused once the handler
+// returns. While a handler works, the connection is still read, pings are
+// answered, a lost connection is noticed (sends then fail and
+// [Consumer.Connected] turns false) and the close handshake runs. Messages wait for OnMessage in a
+// bounded queue ([Options.QueueLength], [Options.QueueBytes]); when it is
+// full, reading pauses until OnMessage catches up, so nothing is dropped and
+// TCP flow control pushes back on the Provider. When the Provider closes,
+// or the Consumer fails the connection for a protocol error, its close frame
+// waits up to [Options.CloseTimeout] for OnMessage to handle the messages
+// read before, so that replies to them go out first; messages still queued
+// when the connection is lost are delivered before OnDisconnect (after
+// Destroy, none is).
+//
+// Handlers may call any method of the Consumer, including Close and Destroy
+// (which then return without waiting for the goroutine that is running the
 // handler).
 package consumer

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/networkcluster/networkcluster/consumer"
-	"github.com/networkcluster/networkcluster/frame"
 )
 
 // A Consumer connects to its Provider, sends a message and handles the
@@ -58,7 +57,7 @@ func ExampleConsumer_Connect_rejected() {
 	c, err := consumer.New(consumer.Options{
 		Host: "127.0.0.1",
 		Port: port,
-		OnClose: func(code frame.CloseCode, reason string) {
+		OnClose: func(code consumer.CloseCode, reason string) {
 			fmt.Println("closed:", code)
 		},
 	})
@@ -89,12 +88,22 @@ func ExampleReconnect() {
 			MaxInterval: 30 * time.Second,
 			MaxAttempts: -1,
 		},
-		OnDisconnect: func(code frame.CloseCode, reason string) {
+		OnDisconnect: func(code consumer.CloseCode, reason string) {
 			fmt.Println("lost the Provider:", code, reason)
 		},
 	})
 	fmt.Println(c != nil, err)
 	// Output: true <nil>
+}
+
+// The Node network-cluster 1.0.4 policy instead of the default (which
+// retries forever): 10 attempts 1 s apart, then the Consumer gives up and
+// Connect returns an error wrapping ErrGaveUp.
+func ExampleNodeReconnect() {
+	r := consumer.NodeReconnect()
+	c, err := consumer.New(consumer.Options{Host: "provider.internal", Reconnect: r})
+	fmt.Println(c != nil, err, r.MaxAttempts, r.Interval)
+	// Output: true <nil> 10 1s
 }
 
 // Binary messages are sent and received alongside text.

@@ -101,6 +101,9 @@ func BenchmarkIdleMemory(b *testing.B) {
 				<-got
 				cs = append(cs, c)
 			}
+			// Idle: the dispatcher goroutines that ran the warm-up
+			// messages' handlers have exited.
+			time.Sleep(dispatchLinger + 200*time.Millisecond)
 			h1, s1 := measure()
 			b.ReportMetric(float64(h1-h0)/n, "heap-B/consumer")
 			b.ReportMetric(float64(s1-s0)/n, "stack-B/consumer")

@@ -13,23 +13,33 @@ import (
 	"time"
 
 	"github.com/networkcluster/networkcluster/compress"
-	"github.com/networkcluster/networkcluster/frame"
 )
 
 // Defaults of [Options] and [Reconnect]; a zero field takes these.
 const (
-	DefaultPort           = 8080
-	DefaultPath           = "/connect"
-	DefaultHost           = "localhost"
-	DefaultDialTimeout    = 10 * time.Second
-	DefaultWriteTimeout   = 10 * time.Second
-	DefaultCloseTimeout   = time.Second
-	DefaultMaxPayload     = 16 << 20
-	DefaultReadBufferSize = 4 << 10
-	DefaultInterval       = time.Second
-	DefaultMaxAttempts    = 10
-	DefaultJitter         = 0.2
-	DefaultMaxInterval    = 30 * time.Second
+	DefaultPort             = 8080
+	DefaultPath             = "/connect"
+	DefaultHost             = "localhost"
+	DefaultDialTimeout      = 10 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultCloseTimeout     = time.Second
+	DefaultMaxPayloadLength = 16 << 20
+	DefaultReadBufferSize   = 4 << 10
+	DefaultInterval         = time.Second
+	DefaultMaxAttempts      = -1 // never give up
+	DefaultBackoff          = 2
+	DefaultJitter           = 0.2
+	DefaultMaxInterval      = 10 * time.Second
+	DefaultQueueLength      = 32
+	DefaultQueueBytes       = 1 << 20
+
+	// NodeMaxAttempts is the attempt limit of the Node network-cluster
+	// 1.0.4 policy; see [NodeReconnect].
+	NodeMaxAttempts = 10
+
+	// MaxMaxPayloadLength is the largest accepted MaxPayloadLength: 1 GiB,
+	// as on the Provider.
+	MaxMaxPayloadLength = 1 << 30
 
 	// MinReadBufferSize is the smallest accepted ReadBufferSize: a control
 	// frame (at most 2+125 bytes on the wire from a server) always fits.
@@ -76,30 +86,38 @@ type Options struct {
 	// them. Default none.
 	Header http.Header
 
-	// Reconnect is the reconnect policy [reconnect]. Its zero value is the
-	// Node policy (1 s interval, 10 attempts) plus ±20 % jitter.
+	// Reconnect is the reconnect policy [reconnect]. Its zero value retries
+	// forever with capped exponential backoff and jitter (1 s, 2 s, 4 s,
+	// 8 s, then every 10 s, each ±20 %), so that a fleet outlives any
+	// restart of its Provider. [NodeReconnect] is the Node 1.0.4 policy
+	// (10 attempts, 1 s apart, then give up).
 	Reconnect Reconnect
 
 	// DialTimeout bounds one connection attempt: TCP connect, TLS and the
 	// upgrade handshake. Default 10 s.
 	DialTimeout time.Duration
-	// WriteTimeout bounds one send: a frame that the kernel has not taken
-	// within it (the Provider stopped reading) fails the send with an error
-	// and drops the connection, which is then reconnected. Default 10 s.
+	// WriteTimeout is the no-progress timeout of a send: when the kernel
+	// takes no byte of a frame for this long (the Provider stopped
+	// reading), the send fails with the write error and the connection is
+	// dropped and reconnected. A large message to a slow reader is not cut
+	// as long as bytes keep moving. Default 10 s.
 	WriteTimeout time.Duration
 	// CloseTimeout bounds the wait for the Provider's side of the close
 	// handshake (its close frame, then the end of TCP) before the TCP
-	// connection is dropped. Default 1 s.
+	// connection is dropped, and the wait for OnMessage to handle the
+	// messages read before a close frame the Consumer answers or sends
+	// after a protocol error. Default 1 s.
 	CloseTimeout time.Duration
 
-	// MaxPayload is the largest inbound message, in bytes, after
-	// decompression; a larger one fails the connection with close code 1009.
+	// MaxPayloadLength is the largest inbound message, in bytes, after
+	// decompression (at most 1 GiB); a larger one fails the connection with
+	// close code 1009 [the Provider's MaxPayloadLength, same name].
 	// Default 16 MiB: Provider-to-Consumer messages carry work items, so
 	// the bound is larger than the Provider's 32 KiB inbound default, yet
 	// it keeps a misbehaving Provider from making each of thousands of
 	// Consumers in one process hold 100 MiB (the ws client's default). It
 	// matches the load test's largest message.
-	MaxPayload int64
+	MaxPayloadLength int
 	// ReadBufferSize is the read buffer each connection keeps, in bytes
 	// (at least 256). Frames that do not fit are read into a pooled buffer
 	// sized to the message, which goes back to the pool once the message
@@ -110,10 +128,11 @@ type Options struct {
 	// the Provider [the Provider's compressor option]. Default
 	// compress.Disabled: no offer.
 	Compressor compress.Preset
-	// CompressThreshold is the smallest outbound message that is
+	// CompressionThreshold is the smallest outbound message that is
 	// compressed when permessage-deflate was negotiated; smaller messages go
-	// out uncompressed. Default compress.DefaultThreshold.
-	CompressThreshold int
+	// out uncompressed [the Provider's CompressionThreshold, same name].
+	// Default compress.DefaultThreshold.
+	CompressionThreshold int
 
 	// Logger receives debug and warning records about connection attempts
 	// and losses [set_debug_logger]. Default nil: no logging.
@@ -129,16 +148,36 @@ type Options struct {
 	// the close code and reason [disconnect]: those of the close frame the
 	// Provider sent, the code this side sent after a protocol violation
 	// (1002, 1007, 1009), or 1006 when TCP ended without a close frame or
-	// the heartbeat cutoff dropped it.
-	OnDisconnect func(code frame.CloseCode, reason string)
+	// the heartbeat cutoff dropped it, with the cause as the reason (the
+	// text of ErrHeartbeatCutoff, or the network or write error). It runs
+	// after the messages read before the loss have been handled.
+	OnDisconnect func(code CloseCode, reason string)
 	// OnMessage is called for each text or binary message, in order
-	// [message]. m.Data is only valid until OnMessage returns.
+	// [message], on the Consumer's dispatcher goroutine: the connection is
+	// read on (pings answered, the close handshake run) while it works.
+	// m.Data is only valid until OnMessage returns.
 	OnMessage func(m Message)
+
+	// QueueLength is the most messages read and waiting for OnMessage.
+	// When the queue is full (in messages or in QueueBytes), the Consumer
+	// stops reading until OnMessage has caught up: no message is dropped,
+	// and TCP flow control makes the Provider's sends wait (its
+	// backpressure policy then applies). While reading has stopped, pings
+	// are not answered either, so a handler that stays behind a full queue
+	// for longer than the Provider's heartbeat allows loses the
+	// connection; and replies are not read, so a handler that waits for
+	// the reply to its own Request while the queue is full waits until
+	// that request times out. Default 32.
+	QueueLength int
+	// QueueBytes is the most payload bytes held by messages waiting for
+	// OnMessage (a single larger message still waits alone in the queue).
+	// Default 1 MiB.
+	QueueBytes int64
 	// OnClose is called exactly once, when the Consumer stops for good
 	// [close]: 1000 after Close, 1006 after Destroy, or 1006 when the
 	// reconnect policy gave up or the Provider answered 403 (the reason is
 	// then that error).
-	OnClose func(code frame.CloseCode, reason string)
+	OnClose func(code CloseCode, reason string)
 
 	// Addrs lists several Providers as "host:port", instead of Host and
 	// Port (Path, TLS and Parameters apply to each). The Consumer starts at
@@ -178,7 +217,9 @@ type Options struct {
 	Protocol ProtocolMode
 }
 
-// Reconnect is the reconnect policy. The zero value is the default.
+// Reconnect is the reconnect policy. The zero value is the default: retry
+// forever, waiting 1 s, then twice as long after each failed attempt up to
+// 10 s, each wait ±20 %.
 //
 // After a loss, the Consumer waits Interval, then dials; each failed attempt
 // waits again before the next. The n-th consecutive wait (n from 0) is
@@ -191,7 +232,8 @@ type Reconnect struct {
 	Interval time.Duration
 	// MaxAttempts is the number of consecutive failed connection attempts
 	// (the first Connect included) after which the Consumer gives up and
-	// closes [max_attempts]. Negative: never give up. Default 10.
+	// closes [max_attempts]. 0 or negative: never give up. Default: never
+	// (the Node package's default is 10, see [NodeReconnect]).
 	MaxAttempts int
 	// Jitter is the fraction of each wait that is randomised, in (0, 1].
 	// Default 0.2: ±20 %, so 10 000 Consumers that lost their Provider at
@@ -201,11 +243,19 @@ type Reconnect struct {
 	// NoJitter turns jitter off: every wait is exact. Default false.
 	NoJitter bool
 	// Backoff is the factor applied to the wait after each consecutive
-	// failed attempt; 0 or 1 keeps the interval fixed (the Node policy).
-	// Must be 0 or at least 1. Default 0.
+	// failed attempt; 1 keeps the interval fixed (the Node policy). Must be
+	// 0 (the default) or at least 1. Default 2.
 	Backoff float64
-	// MaxInterval caps the wait that Backoff grows. Default 30 s.
+	// MaxInterval caps the wait that Backoff grows. Default 10 s.
 	MaxInterval time.Duration
+}
+
+// NodeReconnect returns the reconnect policy of the Node network-cluster
+// 1.0.4 package: 10 attempts, 1 s apart, then give up for good (jitter
+// stays on; set NoJitter for exact waits). A fleet with this policy stays
+// down when its Provider is away for more than about 10 s.
+func NodeReconnect() Reconnect {
+	return Reconnect{Interval: time.Second, MaxAttempts: NodeMaxAttempts, Backoff: 1}
 }
 
 // Message is one inbound text or binary message.
@@ -213,7 +263,8 @@ type Message struct {
 	// Binary is true for a binary message, false for text (valid UTF-8).
 	Binary bool
 	// Data is the payload. It is only valid until the OnMessage handler
-	// returns (the buffer is reused): copy it to keep it.
+	// returns: the Consumer copied it out of its read buffer into a pooled
+	// buffer that it reuses afterwards, so copy it to keep it.
 	Data []byte
 }
 
@@ -281,11 +332,11 @@ func normalize(o Options) (*config, error) {
 	if c.DialTimeout < 0 || c.WriteTimeout < 0 || c.CloseTimeout < 0 {
 		return nil, invalid("negative timeout")
 	}
-	if c.MaxPayload == 0 {
-		c.MaxPayload = DefaultMaxPayload
+	if c.MaxPayloadLength == 0 {
+		c.MaxPayloadLength = DefaultMaxPayloadLength
 	}
-	if c.MaxPayload < 0 || c.MaxPayload > 1<<40 {
-		return nil, invalid("MaxPayload %d out of range", c.MaxPayload)
+	if c.MaxPayloadLength < 0 || c.MaxPayloadLength > MaxMaxPayloadLength {
+		return nil, invalid("MaxPayloadLength %d out of range 1..%d", c.MaxPayloadLength, MaxMaxPayloadLength)
 	}
 	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = DefaultReadBufferSize
@@ -293,15 +344,27 @@ func normalize(o Options) (*config, error) {
 	if c.ReadBufferSize < MinReadBufferSize || c.ReadBufferSize > 1<<24 {
 		return nil, invalid("ReadBufferSize %d out of range %d..16 MiB", c.ReadBufferSize, MinReadBufferSize)
 	}
+	if c.QueueLength == 0 {
+		c.QueueLength = DefaultQueueLength
+	}
+	if c.QueueLength < 1 || c.QueueLength > 1<<16 {
+		return nil, invalid("QueueLength %d out of range 1..65536", c.QueueLength)
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
+	if c.QueueBytes < 0 {
+		return nil, invalid("negative QueueBytes")
+	}
 	if err := c.Compressor.Validate(); err != nil {
 		return nil, invalid("Compressor: %v", err)
 	}
 	c.compress = c.Compressor
-	if c.CompressThreshold == 0 {
-		c.CompressThreshold = compress.DefaultThreshold
+	if c.CompressionThreshold == 0 {
+		c.CompressionThreshold = compress.DefaultThreshold
 	}
-	if c.CompressThreshold < 0 {
-		return nil, invalid("negative CompressThreshold")
+	if c.CompressionThreshold < 0 {
+		return nil, invalid("negative CompressionThreshold")
 	}
 
 	r := &c.Reconnect
@@ -311,7 +374,7 @@ func normalize(o Options) (*config, error) {
 	if r.Interval < 0 {
 		return nil, invalid("negative Reconnect.Interval")
 	}
-	if r.MaxAttempts == 0 {
+	if r.MaxAttempts <= 0 {
 		r.MaxAttempts = DefaultMaxAttempts
 	}
 	if r.Jitter == 0 {
@@ -324,7 +387,7 @@ func normalize(o Options) (*config, error) {
 		r.Jitter = 0
 	}
 	if r.Backoff == 0 {
-		r.Backoff = 1
+		r.Backoff = DefaultBackoff
 	}
 	if r.Backoff < 1 || r.Backoff > 1e3 || r.Backoff != r.Backoff {
 		return nil, invalid("Reconnect.Backoff %v must be 0 or in [1, 1000]", r.Backoff)

@@ -27,6 +27,11 @@ type reader struct {
 	// stream > 0 while the payload of a large data frame is read straight
 	// into msg: the bytes still to come.
 	stream int64
+	// begun is set once the frame at r, which fits buf but has not all
+	// arrived, went through asm.Begin; fed is how many of its payload bytes
+	// asm.Payload has checked (text is validated as it arrives).
+	begun bool
+	fed   int
 
 	dec *compress.Decompressor
 	v2  bool // binary messages carry a request envelope
@@ -55,18 +60,19 @@ func (rd *reader) reset(cfg *config, s *session) {
 	}
 	rd.buf = rd.buf[:cap(rd.buf)]
 	rd.r, rd.w = 0, 0
-	rd.max = cfg.MaxPayload
-	wire := cfg.MaxPayload
+	rd.max = int64(cfg.MaxPayloadLength)
+	wire := int64(cfg.MaxPayloadLength)
 	if s.deflate {
 		// A compressed message may be larger on the wire than inflated
 		// (deflate's worst case for incompressible data, zlib's
-		// deflateBound): MaxPayload holds the inflated size, checked while
+		// deflateBound): MaxPayloadLength holds the inflated size, checked while
 		// inflating, and deliver checks an uncompressed message.
 		wire += wire/8 + wire/64 + 64
 	}
 	rd.opts = frame.ParseOptions{Role: frame.RoleClient, AllowRSV1: s.deflate, MaxPayload: wire}
 	rd.asm.Reset()
 	rd.asm.SetMaxPayload(wire)
+	rd.begun, rd.fed = false, 0
 	rd.release()
 	rd.dec = s.dec
 	rd.v2 = s.v2
@@ -115,6 +121,19 @@ func (c *Consumer) readLoop(nc net.Conn) (frame.CloseCode, string) {
 			rd.lostCause = err
 		}
 	}
+	// From here on the connection is known lost or closing: sends fail at
+	// once and Connected reports false, while the close handshake finishes
+	// and the handlers catch up.
+	c.wmu.Lock()
+	c.dead = true
+	werr := c.werr
+	c.wmu.Unlock()
+	c.connected.Store(false)
+	if werr != nil && (rd.lostCause == nil || errors.Is(rd.lostCause, net.ErrClosed)) {
+		// A send failed and closed the connection under the reader: the
+		// write error is the cause, not the closed socket.
+		rd.lostCause = werr
+	}
 	if rd.gotClose || rd.failed || c.closing() {
 		c.drain(nc)
 	}
@@ -156,6 +175,7 @@ func (c *Consumer) fail(ce *frame.CloseError) {
 	rd := &c.rd
 	rd.failed, rd.failCode, rd.failWhy = true, ce.Code, ce.Reason
 	c.reportError(ce)
+	c.disp.wait(c.cfg.CloseTimeout) // as for a close frame received
 	c.sendClose(ce.Code, ce.Reason)
 }
 
@@ -212,6 +232,21 @@ func (c *Consumer) frames(nc net.Conn) error {
 					rd.msg = grow(rd.msg, int(h.Length))
 					rd.stream = h.Length
 					continue
+				}
+				// The frame fits the buffer but has not all arrived:
+				// check what has (a text frame fails at its first
+				// invalid byte, not at its end).
+				if !rd.begun {
+					if err := rd.asm.Begin(h); err != nil {
+						return err
+					}
+					rd.begun, rd.fed = true, 0
+				}
+				if got := rd.w - rd.r - n; got > rd.fed {
+					if err := rd.asm.Payload(rd.buf[rd.r+n+rd.fed : rd.r+n+got]); err != nil {
+						return err
+					}
+					rd.fed = got
 				}
 				want = int(total)
 			} else {
@@ -311,7 +346,13 @@ func (c *Consumer) streamPayload(nc net.Conn) error {
 // buffer.
 func (c *Consumer) handleFrame(h frame.Header, p []byte) error {
 	rd := &c.rd
-	if err := rd.asm.Begin(h); err != nil {
+	fed := 0
+	if rd.begun {
+		// Begun while the frame was arriving; its first fed bytes are
+		// checked.
+		fed = rd.fed
+		rd.begun, rd.fed = false, 0
+	} else if err := rd.asm.Begin(h); err != nil {
 		return err
 	}
 	switch h.Op {
@@ -326,11 +367,14 @@ func (c *Consumer) handleFrame(h frame.Header, p []byte) error {
 			return err
 		}
 		rd.gotClose, rd.recvCode, rd.recvWhy = true, code, string(reason)
-		// RFC 6455 §5.5.1: answer with a close frame, echoing the code.
+		// RFC 6455 §5.5.1: answer with a close frame, echoing the code,
+		// once the messages read before it have been handled (for at
+		// most CloseTimeout), so that their replies go out first.
+		c.disp.wait(c.cfg.CloseTimeout)
 		c.sendClose(code, string(reason))
 		return errStop
 	}
-	if err := rd.asm.Payload(p); err != nil {
+	if err := rd.asm.Payload(p[fed:]); err != nil {
 		return err
 	}
 	done, op, compressed, err := rd.asm.End()
@@ -349,7 +393,8 @@ func (c *Consumer) handleFrame(h frame.Header, p []byte) error {
 }
 
 // deliver inflates a compressed message, swallows the text heartbeat, and
-// hands the message to OnMessage. It releases msg afterwards.
+// queues the message for OnMessage on the dispatcher. It releases msg
+// afterwards unless the queued message took it over.
 func (c *Consumer) deliver(op frame.Opcode, compressed bool, data []byte) error {
 	rd := &c.rd
 	var out *buffer
@@ -402,11 +447,44 @@ func (c *Consumer) deliver(op frame.Opcode, compressed bool, data []byte) error 
 			return nil
 		}
 	}
+	it := item{binary: op == frame.OpBinary}
 	if op == frame.OpBinary && rd.v2 {
-		return c.onEnvelope(data)
+		var ok bool
+		var err error
+		if it, ok, err = c.onEnvelope(data); err != nil || !ok {
+			return err
+		}
+	} else {
+		c.stats.messagesIn.Add(1)
+		if c.cfg.OnMessage == nil || c.destroyed.Load() {
+			return nil
+		}
 	}
-	c.deliverMessage(Message{Binary: op == frame.OpBinary, Data: data})
+	// Hand the message to the dispatcher, which runs its handler off the
+	// read loop. The item owns a buffer holding the payload: the inflated
+	// one, the pooled one the message was assembled in, or a copy of the
+	// bytes in the read buffer (which the reader reuses at once).
+	it.size = int64(len(data))
+	switch {
+	case len(data) == 0:
+	case out != nil:
+		it.buf, out = out, nil
+	case rd.msg != nil && len(rd.msg.b) == len(data) && &rd.msg.b[0] == &data[0]:
+		it.buf, rd.msg = rd.msg, nil
+	default:
+		it.buf = c.disp.buffer(len(data))
+		it.buf.b = append(it.buf.b, data...)
+	}
+	c.disp.enqueue(it, nil)
 	return nil
+}
+
+// runMessage is the dispatcher's handler for a message item; the payload
+// starts at it.off (after a v2 envelope header).
+func (c *Consumer) runMessage(it *item, data []byte) {
+	if f := c.cfg.OnMessage; f != nil {
+		f(Message{Binary: it.binary, Data: data[it.off:]})
+	}
 }
 
 var textPong = []byte(proto.TextPong)

@@ -146,7 +146,7 @@ func (c *Consumer) Request(ctx context.Context, binary bool, data []byte) (Messa
 	}
 	resend := c.cfg.Resend
 	c.wmu.Lock()
-	open := c.wc != nil && !c.closeSent
+	open := c.wc != nil && !c.closeSent && !c.dead
 	switch {
 	case c.isClosed.Load():
 		c.wmu.Unlock()
@@ -310,37 +310,37 @@ func (c *Consumer) resendLocked() {
 	}
 }
 
-// onEnvelope handles a binary message of a v2 connection.
-func (c *Consumer) onEnvelope(data []byte) error {
+// onEnvelope handles a binary message of a v2 connection on the reader: a
+// reply completes its waiter here; a message or a request becomes the item
+// it returns with ok set, for the dispatcher (its payload starts at it.off
+// in data).
+func (c *Consumer) onEnvelope(data []byte) (it item, ok bool, err error) {
 	e, err := proto.ParseEnvelope(data)
 	if err != nil {
-		return errEnvelope
+		return it, false, errEnvelope
 	}
 	if e.Text && !utf8.Valid(e.Payload) {
-		return &frame.CloseError{Code: frame.CloseInvalidPayload, Reason: "text payload is not valid UTF-8"}
+		return it, false, &frame.CloseError{Code: frame.CloseInvalidPayload, Reason: "text payload is not valid UTF-8"}
 	}
+	it.off = int32(len(data) - len(e.Payload)) // the payload ends the envelope
 	switch e.Kind {
 	case proto.KindMessage:
-		c.deliverMessage(Message{Binary: true, Data: e.Payload})
+		c.stats.messagesIn.Add(1)
+		it.binary = true
+		return it, c.cfg.OnMessage != nil && !c.destroyed.Load(), nil
 	case proto.KindRequest:
-		c.onRequest(e)
+		c.stats.requestsIn.Add(1)
+		it.fn, it.id = c.runRequest, e.ID
+		it.binary, it.redelivered = !e.Text, e.Redelivered
+		return it, true, nil
 	case proto.KindControl:
-		return errEnvelope // only a Consumer sends these
-	default:
-		c.onReply(e)
+		return it, false, errEnvelope // only a Consumer sends these
 	}
-	return nil
+	c.onReply(e)
+	return it, false, nil
 }
 
 var errEnvelope = &frame.CloseError{Code: frame.CloseProtocolError, Reason: "malformed request envelope"}
-
-// deliverMessage hands a data message to OnMessage.
-func (c *Consumer) deliverMessage(m Message) {
-	c.stats.messagesIn.Add(1)
-	if f := c.cfg.OnMessage; f != nil && !c.destroyed.Load() {
-		f(m)
-	}
-}
 
 func (c *Consumer) onReply(e proto.Envelope) {
 	c.reqMu.Lock()
@@ -362,21 +362,28 @@ func (c *Consumer) onReply(e proto.Envelope) {
 	w.ch <- result{msg: Message{Binary: !e.Text, Data: append([]byte(nil), e.Payload...)}}
 }
 
-func (c *Consumer) onRequest(e proto.Envelope) {
-	c.stats.requestsIn.Add(1)
-	msg := Message{Binary: !e.Text, Data: e.Payload}
-	gen := c.gen.Load()
+// runRequest runs a request on the dispatcher: OnRequest, or else OnMessage
+// and an automatic empty reply. After Destroy it does nothing (the
+// connection is gone, so the Provider's Request fails).
+func (c *Consumer) runRequest(it *item, data []byte) {
+	if c.destroyed.Load() {
+		return
+	}
+	msg := Message{Binary: it.binary, Data: data[it.off:]}
+	// The dispatcher runs a connection's items before the next connection
+	// opens, so the current generation is the request's.
+	gen, id := c.gen.Load(), it.id
 	if f := c.cfg.OnRequest; f != nil {
-		r := &Request{c: c, id: e.ID, gen: gen, msg: msg, redelivered: e.Redelivered}
+		r := &Request{c: c, id: id, gen: gen, msg: msg, redelivered: it.redelivered}
 		if v := callRequest(f, r); v != nil {
 			c.reportError(fmt.Errorf("consumer: OnRequest panicked: %v", v))
 			_ = r.fail(proto.CodePanic, "handler panicked")
 		}
 		return
 	}
-	r := Request{c: c, id: e.ID, gen: gen}
+	r := Request{c: c, id: id, gen: gen}
 	c.stats.messagesIn.Add(1)
-	if f := c.cfg.OnMessage; f != nil && !c.destroyed.Load() {
+	if f := c.cfg.OnMessage; f != nil {
 		if v := callMessage(f, msg); v != nil {
 			c.reportError(fmt.Errorf("consumer: OnMessage panicked on a request: %v", v))
 			_ = r.fail(proto.CodePanic, "handler panicked")
@@ -385,7 +392,7 @@ func (c *Consumer) onRequest(e proto.Envelope) {
 	}
 	r.answered.Store(true)
 	var hb [proto.MaxEnvelopeHeader]byte
-	_ = r.answer(proto.AppendHeader(hb[:0], proto.KindReply, 0, e.ID), nil)
+	_ = r.answer(proto.AppendHeader(hb[:0], proto.KindReply, 0, id), nil)
 }
 
 func callRequest(f func(*Request), r *Request) (panicked any) {
@@ -468,7 +475,7 @@ func (r *Request) answer(env, data []byte) error {
 	c := r.c
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.wc == nil || c.closeSent || c.gen.Load() != r.gen {
+	if c.wc == nil || c.closeSent || c.dead || c.gen.Load() != r.gen {
 		if c.isClosed.Load() {
 			return fmt.Errorf("%w: %w", ErrDisconnected, ErrClosed)
 		}

@@ -41,9 +41,9 @@ type ctlCall struct {
 // then undone; [ErrNotConnected], [ErrNotSupported] (the connection did not
 // negotiate requests), [ErrClosed] or [ErrInvalidTopic].
 //
-// The answer is read by the goroutine that runs OnOpen, OnMessage and
-// OnRequest: call Subscribe from elsewhere (from one of them it waits for
-// its timeout).
+// It may be called from OnMessage or OnRequest (they run off the read
+// loop), not from OnOpen: the answer is read once OnOpen has returned, so
+// there it waits for its timeout.
 func (c *Consumer) Subscribe(ctx context.Context, topic string) error {
 	return c.control(ctx, proto.ControlSubscribe, topic)
 }
@@ -90,7 +90,7 @@ func (c *Consumer) control(ctx context.Context, op byte, topic string) error {
 	case c.isClosed.Load():
 		c.wmu.Unlock()
 		return ErrClosed
-	case c.wc == nil || c.closeSent:
+	case c.wc == nil || c.closeSent || c.dead:
 		c.wmu.Unlock()
 		return ErrNotConnected
 	case !c.v2.Load():
@@ -189,7 +189,7 @@ func (c *Consumer) onControlReply(e proto.Envelope) bool {
 	case undo:
 		// The caller was told it failed: leave the topic again.
 		c.wmu.Lock()
-		if c.wc != nil && !c.closeSent {
+		if c.wc != nil && !c.closeSent && !c.dead {
 			_, _ = c.sendControlLocked(&ctlCall{op: proto.ControlUnsubscribe, topic: call.topic})
 		}
 		c.wmu.Unlock()

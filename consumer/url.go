@@ -28,7 +28,7 @@ func withURL(o Options) (Options, error) {
 		return o, invalid("URL %q is set together with Host, Port or Path", redacted)
 	case len(o.Addrs) > 0:
 		return o, invalid("URL %q is set together with Addrs (use Addrs with Path, TLS and Parameters)", redacted)
-	case u.Opaque != "" || u.Host == "":
+	case u.Opaque != "" || u.Hostname() == "":
 		return o, invalid("URL %q has no host (want ws://host:port/path)", redacted)
 	case u.User != nil:
 		return o, invalid("URL %q holds user information: send credentials in Parameters or Header", redacted)

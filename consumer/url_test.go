@@ -109,3 +109,30 @@ func TestURLConnect(t *testing.T) {
 		t.Fatalf("wss: %v", err)
 	}
 }
+
+// FuzzURLOption: any string given as Options.URL is accepted or refused
+// with ErrInvalidOptions, never a panic; an accepted one yields a host, a
+// port in range and a path that New accepts.
+func FuzzURLOption(f *testing.F) {
+	for _, s := range []string{"ws://h:1/p?k=v", "wss://[::1]/", "ws://h/%zz", "ws://h:99999", "ws://u@h/", "ws://h/#x", "ws://h/?a=1&a=2", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := withURL(Options{URL: s})
+		if err != nil {
+			if !errors.Is(err, ErrInvalidOptions) {
+				t.Fatalf("%q: %v", s, err)
+			}
+			return
+		}
+		if s == "" {
+			return
+		}
+		if o.Host == "" || o.Port < 0 || o.Path == "" {
+			t.Fatalf("%q: host %q port %d path %q", s, o.Host, o.Port, o.Path)
+		}
+		if _, err := New(Options{URL: s}); err != nil && !errors.Is(err, ErrInvalidOptions) {
+			t.Fatalf("New(%q): %v", s, err)
+		}
+	})
+}

@@ -1,8 +1,11 @@
 package consumer
 
 import (
+	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"os"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -22,9 +25,9 @@ const smallWrite = 2 << 10
 
 // Send sends msg as a text message. It returns nil once the whole frame has
 // been handed to the kernel, [ErrNotConnected] or [ErrClosed] when there is
-// no open connection, [ErrInvalidUTF8] for a message that is not UTF-8, or
-// the write error (the connection is then dropped and reconnected). msg is
-// not retained.
+// no open connection (also once the connection is known lost or closing),
+// [ErrInvalidUTF8] for a message that is not UTF-8, or the write error (the
+// connection is then dropped and reconnected). msg is not retained.
 //
 // A nil error says only that the kernel took the bytes: it does not say that
 // the Provider received them. If the connection is lost right after (the
@@ -57,7 +60,7 @@ func (c *Consumer) SendBinary(p []byte) error {
 func (c *Consumer) send(op frame.Opcode, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.wc == nil || c.closeSent {
+	if c.wc == nil || c.closeSent || c.dead {
 		if c.isClosed.Load() {
 			return ErrClosed
 		}
@@ -87,7 +90,7 @@ func (c *Consumer) writeDataLocked(op frame.Opcode, env, p []byte) error {
 		defer putBuffer(j)
 		p = j.b
 	}
-	if c.comp != nil && len(p) >= c.cfg.CompressThreshold {
+	if c.comp != nil && len(p) >= c.cfg.CompressionThreshold {
 		b := getBuffer(len(p) + 64)
 		out, err := c.comp.Compress(b.b[:0], p)
 		if err != nil {
@@ -126,9 +129,6 @@ func (c *Consumer) writeFrameLocked(op frame.Opcode, rsv1 bool, payload []byte, 
 		b = getBuffer(min(size, maxWriteChunk))
 		buf = frame.AppendHeader(b.b[:0], h)
 	}
-	if timeout > 0 {
-		_ = c.wc.SetWriteDeadline(time.Now().Add(timeout))
-	}
 	pos, off := 0, 0
 	var err error
 	for {
@@ -137,7 +137,7 @@ func (c *Consumer) writeFrameLocked(op frame.Opcode, rsv1 bool, payload []byte, 
 		buf = append(buf, payload[off:off+k]...)
 		pos = frame.Mask(buf[start:], key, pos)
 		off += k
-		if _, err = c.wc.Write(buf); err != nil || off == len(payload) {
+		if err = c.writeAllLocked(buf, timeout); err != nil || off == len(payload) {
 			break
 		}
 		buf = buf[:0]
@@ -148,9 +148,44 @@ func (c *Consumer) writeFrameLocked(op frame.Opcode, rsv1 bool, payload []byte, 
 	}
 	if err != nil {
 		// Part of a frame may have gone out: the stream is unusable.
+		if !c.closeSent && c.werr == nil {
+			c.werr = err
+		}
 		c.closeSent = true
 		_ = c.wc.Close()
 		return fmt.Errorf("consumer: send: %w", err)
+	}
+	return nil
+}
+
+// tlsPiece is the most bytes handed to a TLS connection per write deadline:
+// one TLS record. crypto/tls cannot resume a write that timed out, so the
+// no-progress timeout is applied per record instead.
+const tlsPiece = 16 << 10
+
+// writeAllLocked writes b with timeout as a no-progress timeout: the
+// deadline is re-armed for each write, and a write that timed out after
+// the kernel took some bytes goes on with the rest. So a send fails only
+// when no byte moved for timeout, however long the whole frame takes.
+// c.wmu must be held.
+func (c *Consumer) writeAllLocked(b []byte, timeout time.Duration) error {
+	_, isTLS := c.wc.(*tls.Conn)
+	for len(b) > 0 {
+		p := b
+		if isTLS && len(p) > tlsPiece {
+			p = p[:tlsPiece]
+		}
+		if timeout > 0 {
+			_ = c.wc.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		n, err := c.wc.Write(p)
+		b = b[n:]
+		if err != nil {
+			if n > 0 && !isTLS && errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // progress within the timeout: not stalled
+			}
+			return err
+		}
 	}
 	return nil
 }

@@ -29,8 +29,10 @@ import (
 // 127.0.0.1, spreads the Consumers over them, and measures, in one run:
 // delivery latency of broadcasts from node A to local and remote
 // receivers, cross-node deliveries/s against a single Provider holding all
-// Consumers (plain, and joined to NATS alone), directed sends A→B, and how
-// long node A's presence takes to count Consumers that connected to B.
+// Consumers (plain, and joined to NATS alone), directed sends A→B, how
+// long node A's presence takes to count Consumers that connected to B,
+// then how cross-node delivery resumes after a nats-server SIGKILL and
+// restart, and how Consumers with Addrs fail over when node C is SIGKILLed.
 
 const clusterNodes = 3
 
@@ -39,6 +41,8 @@ const (
 	ncIDQuery  = "NCID:"
 	ncSendPref = "NCSEND:"
 	ncSentPref = "NCSENT:"
+	ncReqPref  = "NCREQ:"
+	ncRepPref  = "NCREPLY:"
 )
 
 func cmdCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -50,6 +54,8 @@ func cmdCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	duration := fs.Duration("duration", 3*time.Second, "length of each measured phase")
 	sends := fs.Int("sends", 500, "directed sends A→B, one at a time")
 	rounds := fs.Int("rounds", 3, "measurement rounds (each measures every configuration; medians are reported)")
+	failoverN := fs.Int("failover-conns", 300, "Consumers (Addrs = the 3 nodes) in the failover test, which SIGKILLs node C")
+	interval := fs.Duration("reconnect-interval", time.Second, "the failover Consumers' Reconnect.Interval")
 	dir := fs.String("natsbroker-dir", "", "the cluster/natsbroker module (default: found from the working directory)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -141,6 +147,14 @@ func cmdCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	rep.NatsCPUms = procCPUms(nats.PID)
+	// Last, as they break things: a nats-server restart, then a node's death.
+	if rep.Restart, nats, err = natsRestart(ctx, rigs[2], nats, natsBin, natsURL); err != nil {
+		return err
+	}
+	defer nats.kill()
+	if rep.Failover, err = failover(ctx, nodes, *failoverN, *interval); err != nil {
+		return err
+	}
 	rep.ratios()
 	rep.print(stdout)
 	js, _ := json.MarshalIndent(rep, "", "  ")
@@ -628,12 +642,19 @@ func ctlStats(ctx context.Context, ctl *consumer.Consumer, in <-chan []byte) (nc
 	}
 }
 
-// directedResult: Node.Send from A to Consumers on B, one at a time.
+// directedResult: Node.Send from A to a Consumer on B, and Node.Request
+// from A to a Consumer on B (remote) and on A (local), one at a time.
 type directedResult struct {
 	Sends  int     `json:"sends"`
 	P50us  float64 `json:"p50_us"`
 	P99us  float64 `json:"p99_us"`
 	Errors int     `json:"errors"`
+
+	RemoteReqP50us float64 `json:"remote_request_p50_us"`
+	RemoteReqP99us float64 `json:"remote_request_p99_us"`
+	LocalReqP50us  float64 `json:"local_request_p50_us"`
+	LocalReqP99us  float64 `json:"local_request_p99_us"`
+	ReqErrors      int     `json:"request_errors"`
 }
 
 // directed has a control connection on A ask Node.Send to Consumers on B,
@@ -710,6 +731,50 @@ func directed(ctx context.Context, nodes []*serverProc, n int) (*directedResult,
 		}
 	}
 	res.P50us, res.P99us = us(h.Percentile(50)), us(h.Percentile(99))
+
+	// Requests: to b (remote) and to a Consumer on A (local), which
+	// acknowledge them automatically (no OnRequest handler).
+	lin := make(chan []byte, 1024)
+	l, err := dial(0, lin)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Destroy()
+	if err := l.SendBinary([]byte(ncIDQuery)); err != nil {
+		return nil, err
+	}
+	lid, err := wait(lin, ncIDQuery)
+	if err != nil {
+		return nil, err
+	}
+	request := func(to string) (*histogram, error) {
+		h := &histogram{}
+		for i := range n {
+			t0 := time.Now()
+			if err := a.SendBinary([]byte(fmt.Sprintf("%s%s:%d", ncReqPref, to, i))); err != nil {
+				return nil, err
+			}
+			ans, err := wait(ain, ncRepPref)
+			if err != nil {
+				return nil, err
+			}
+			h.Record(time.Since(t0))
+			if !strings.HasSuffix(ans, ":ok") {
+				res.ReqErrors++
+			}
+		}
+		return h, nil
+	}
+	rh, err := request(id)
+	if err != nil {
+		return nil, err
+	}
+	lh, err := request(lid)
+	if err != nil {
+		return nil, err
+	}
+	res.RemoteReqP50us, res.RemoteReqP99us = us(rh.Percentile(50)), us(rh.Percentile(99))
+	res.LocalReqP50us, res.LocalReqP99us = us(lh.Percentile(50)), us(lh.Percentile(99))
 	return res, nil
 }
 
@@ -725,6 +790,8 @@ type clusterReport struct {
 	OneNode  *phaseResult    `json:"one_node_with_broker"`
 	Cluster  *phaseResult    `json:"three_nodes"`
 	Directed *directedResult `json:"directed_send"`
+	Restart  *restartResult  `json:"nats_restart"`
+	Failover *failoverResult `json:"failover"`
 	// Ratios, in this run.
 	ClusterVsSingle   float64 `json:"cluster_vs_single_deliveries"`
 	OneNodeVsSingle   float64 `json:"one_node_vs_single_deliveries"`
@@ -763,7 +830,169 @@ func (r *clusterReport) print(w io.Writer) {
 	fmt.Fprintf(w, "presence: node A counted B's and C's Consumers  %.0f ms after the last upgrade\n", r.Cluster.PresenceMs)
 	fmt.Fprintf(w, "directed Node.Send A→B, 1 in flight:            p50 %.0f µs, p99 %.0f µs, %d errors of %d (round trip to the control connection)\n",
 		r.Directed.P50us, r.Directed.P99us, r.Directed.Errors, r.Directed.Sends)
+	fmt.Fprintf(w, "Node.Request, 1 in flight, Consumer auto-acks: to B p50 %.0f µs, p99 %.0f µs; to A (local) p50 %.0f µs, p99 %.0f µs; %d errors\n",
+		r.Directed.RemoteReqP50us, r.Directed.RemoteReqP99us, r.Directed.LocalReqP50us, r.Directed.LocalReqP99us, r.Directed.ReqErrors)
 	fmt.Fprintf(w, "broadcasts written off (at most once):          %d single, %d one node, %d cluster\n",
 		r.Single.WrittenOff, r.OneNode.WrittenOff, r.Cluster.WrittenOff)
-	fmt.Fprintf(w, "nats-server CPU over the whole run:             %.0f ms\n", r.NatsCPUms)
+	fmt.Fprintf(w, "nats-server CPU over the measured rounds:       %.0f ms\n", r.NatsCPUms)
+	fmt.Fprintf(w, "nats-server SIGKILL, restarted after %v:        cross-node delivery resumed %.0f ms after the restart; %d of %d probes lost (at most once)\n",
+		natsDown, r.Restart.ResumedMs, r.Restart.Lost, r.Restart.Sent)
+	fmt.Fprintf(w, "node C SIGKILL (%d Consumers with Addrs):      %d moved; 99%% reconnected %.0f ms after the kill, all %.0f ms (Reconnect.Interval %s)\n",
+		r.Failover.Conns, r.Failover.Moved, r.Failover.P99Ms, r.Failover.AllMs, r.Failover.Interval)
+}
+
+// --- NATS restart and node failover ---
+
+// natsDown is how long the nats-server stays dead in the restart test.
+const natsDown = 2 * time.Second
+
+type restartResult struct {
+	ResumedMs float64 `json:"resumed_ms"`
+	Sent      int     `json:"probes_sent"`
+	Lost      int     `json:"probes_lost"`
+}
+
+// natsRestart SIGKILLs the nats-server while node A publishes a probe
+// every 10 ms to the probes of every node, restarts it on the same port
+// after natsDown, and measures when a remote probe receives again and how
+// many probes were lost. It returns the new server.
+func natsRestart(ctx context.Context, r *rig, nats *natsProc, bin, url string) (*restartResult, *natsProc, error) {
+	port := url[strings.LastIndexByte(url, ':')+1:]
+	res := &restartResult{}
+	perProbe := int64(r.latN) - latPerNode // remote receivers of each probe
+	remote := &histogram{}
+	r.remote.Store(remote)
+	defer r.remote.Store(nil)
+	count := func() int64 { return int64(remote.Count()) }
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			binary.BigEndian.PutUint64(r.latBuf[24:], r.seq)
+			binary.BigEndian.PutUint64(r.latBuf[32:], uint64(time.Since(r.epoch)))
+			r.seq++
+			if r.ctl.SendBinary(r.latBuf) == nil {
+				res.Sent++
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	nats.kill()
+	time.Sleep(natsDown)
+	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", port)
+	childDiesWithUs(cmd)
+	if err := cmd.Start(); err != nil {
+		close(stop)
+		<-done
+		return nil, nil, fmt.Errorf("%w: restarting nats-server: %v", ErrServer, err)
+	}
+	restarted := time.Now()
+	nats = &natsProc{cmd: cmd, PID: cmd.Process.Pid}
+	mark := count()
+	for count() == mark {
+		if time.Since(restarted) > 30*time.Second || ctx.Err() != nil {
+			close(stop)
+			<-done
+			return nil, nats, fmt.Errorf("%w: cross-node delivery did not resume after the nats-server restart", ErrScenario)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	res.ResumedMs = float64(time.Since(restarted)) / float64(time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	<-done
+	time.Sleep(200 * time.Millisecond)
+	if perProbe > 0 {
+		res.Lost = res.Sent - int(count()/perProbe)
+	}
+	return res, nats, nil
+}
+
+type failoverResult struct {
+	Conns    int     `json:"conns"`
+	Moved    int     `json:"moved"`
+	P99Ms    float64 `json:"p99_reconnected_ms"`
+	AllMs    float64 `json:"all_reconnected_ms"`
+	Interval string  `json:"reconnect_interval"`
+}
+
+// failover connects n Consumers with Addrs = the 3 nodes, SIGKILLs node C,
+// and measures when the Consumers it held are connected again.
+func failover(ctx context.Context, nodes []*serverProc, n int, interval time.Duration) (*failoverResult, error) {
+	res := &failoverResult{Conns: n, Interval: interval.String()}
+	addrs := make([]string, len(nodes))
+	for i, p := range nodes {
+		addrs[i] = p.Addr
+	}
+	var mu sync.Mutex
+	var killed time.Time
+	var back []time.Duration
+	var cs []*consumer.Consumer
+	defer func() {
+		for _, c := range cs {
+			c.Destroy()
+		}
+	}()
+	for range n {
+		var c *consumer.Consumer
+		c, err := consumer.New(consumer.Options{Addrs: addrs,
+			Reconnect: consumer.Reconnect{Interval: interval, MaxAttempts: -1},
+			OnOpen: func() {
+				mu.Lock()
+				if !killed.IsZero() {
+					back = append(back, time.Since(killed))
+				}
+				mu.Unlock()
+			}})
+		if err != nil {
+			return nil, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err = c.Connect(cctx)
+		cancel()
+		if err != nil {
+			c.Destroy()
+			return nil, fmt.Errorf("%w: failover consumer: %v", ErrScenario, err)
+		}
+		cs = append(cs, c)
+	}
+	victim := nodes[len(nodes)-1]
+	for _, c := range cs {
+		if c.RemoteAddr() == victim.Addr {
+			res.Moved++
+		}
+	}
+	mu.Lock()
+	killed = time.Now()
+	mu.Unlock()
+	victim.kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		k := len(back)
+		mu.Unlock()
+		if k >= res.Moved || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(back) < res.Moved {
+		return nil, fmt.Errorf("%w: %d of %d Consumers reconnected after node C died", ErrScenario, len(back), res.Moved)
+	}
+	slices.Sort(back)
+	if len(back) > 0 {
+		res.P99Ms = float64(back[(len(back)*99+99)/100-1]) / float64(time.Millisecond)
+		res.AllMs = float64(back[len(back)-1]) / float64(time.Millisecond)
+	}
+	return res, nil
 }

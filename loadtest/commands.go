@@ -74,6 +74,8 @@ func (sc *scenarioConfig) validate() error {
 	switch {
 	case !slices.Contains(scenarioNames, sc.Scenario):
 		return fmt.Errorf("%w: unknown scenario %q (want %s)", ErrUsage, sc.Scenario, strings.Join(scenarioNames, ", "))
+	case sc.KillShare < 0 || sc.KillShare >= 1 || (sc.KillShare > 0 && sc.Scenario != scJobs):
+		return fmt.Errorf("%w: --kill-share must be in [0, 1) and is for jobs only", ErrUsage)
 	case sc.Scenario == scRequest && sc.Direction != dirC2P && sc.Direction != dirP2C:
 		return fmt.Errorf("%w: --direction %q (want %s or %s)", ErrUsage, sc.Direction, dirC2P, dirP2C)
 	case sc.Conns < 1:
@@ -122,6 +124,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	targetS := fs.String("target", "", "server URL: ws://HOST:PORT/PATH[?key=SECRET], wss://..., or tcp://HOST:PORT for a raw TCP mirror (required)")
 	var sc scenarioConfig
 	fs.StringVar(&sc.Scenario, "scenario", scEcho, "scenario: "+strings.Join(scenarioNames, "|"))
+	fs.StringVar(&sc.Scenario, "scenarios", scEcho, "the same as --scenario (run takes one; the suite takes a list)")
 	fs.IntVar(&sc.Conns, "conns", 100, "connections (broadcast: receivers)")
 	fs.DurationVar(&sc.Duration, "duration", 4*time.Second, "measured time of the scenario (idle: settle time)")
 	fs.DurationVar(&sc.Warmup, "warmup", time.Second, "warm-up before each measured window")
@@ -131,6 +134,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Var((*byteSize)(&sc.SlowFill), "slow-fill", "broadcast: echo each slow receiver asks for as it stops reading (default 128KiB)")
 	fs.IntVar(&sc.Parallel, "parallel", defaultParallel, "connections dialed at once")
 	fs.StringVar(&sc.Direction, "direction", dirC2P, "request: c2p (the client requests, the server replies) or p2c (the server requests)")
+	fs.Float64Var(&sc.KillShare, "kill-share", 0, "jobs: share of workers that drop their TCP connection halfway, e.g. 0.1")
 	jsonPath := fs.String("json", "", "write the full result as JSON to this file")
 	svgFlag := fs.String("svg", "auto", "latency plot: auto (a file in the temp directory), none, or a file name")
 	pid := fs.Int("server-pid", 0, "the server's process id, to read its CPU time and memory from /proc (0: found from the stats of loadtest serve; against another server, CPU and memory are then shown as not available)")
@@ -281,7 +285,7 @@ type suiteFlags struct {
 	echoSize                           int
 	echoInflight                       string
 	bcastConns, bcastSize, bcastFlight int
-	slowShare                          float64
+	slowShare, killShare               float64
 	slowFill                           int
 	stallConns, stallFill              int
 	stallShare                         float64
@@ -315,6 +319,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		scen += ",compress"
 	}
 	fs.StringVar(&f.scenarios, "scenarios", scen, "scenarios to run, comma-separated")
+	fs.StringVar(&f.scenarios, "scenario", scen, "the same as --scenarios")
 	fs.DurationVar(&f.duration, "duration", 4*time.Second, "measured time of each scenario (idle: settle time)")
 	fs.DurationVar(&f.warmup, "warmup", time.Second, "warm-up before each measured window")
 	fs.IntVar(&f.runs, "runs", 1, "runs of everything; figures are the median over the runs (e.g. 3)")
@@ -327,6 +332,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 	fs.IntVar(&f.bcastSize, "broadcast-size", 1024, "broadcast: payload bytes")
 	fs.IntVar(&f.bcastFlight, "broadcast-inflight", 2, "broadcast: broadcasts in flight")
 	fs.Float64Var(&f.slowShare, "slow-share", 0.1, "broadcast: share of receivers that stop reading in the second phase (0: none)")
+	fs.Float64Var(&f.killShare, "kill-share", 0.1, "jobs: share of workers that drop their TCP connection halfway in an extra jobs run (0: none)")
 	f.slowFill = defaultSlowFill
 	fs.Var((*byteSize)(&f.slowFill), "slow-fill", "broadcast: echo each slow receiver asks for as it stops reading")
 	fs.IntVar(&f.stallConns, "stall-conns", 1000, "broadcast stall variant: receivers (0: skip the variant)")
@@ -480,6 +486,25 @@ func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 					out = append(out, sc)
 				}
 			}
+		case scJobs:
+			// Request p2c with the same N, size and K first, for the
+			// ratio in one run; then jobs, and jobs with --kill-share.
+			sc.Conns, sc.Size = f.echoConns, f.echoSize
+			for k := range strings.SplitSeq(f.echoInflight, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(k))
+				if err != nil {
+					return nil, fmt.Errorf("%w: --echo-inflight %q", ErrUsage, f.echoInflight)
+				}
+				sc.Inflight = n
+				req := sc
+				req.Scenario, req.Direction = scRequest, dirP2C
+				out = append(out, req, sc)
+				if f.killShare > 0 {
+					kill := sc
+					kill.KillShare = f.killShare
+					out = append(out, kill)
+				}
+			}
 		case scCompress:
 			sc.Conns, sc.Size = f.compressConns, f.compressSize
 			for p := range strings.SplitSeq(f.presets, ",") {
@@ -522,7 +547,7 @@ func runPlan(ctx context.Context, prog *progress, scs []scenarioConfig, servers 
 				if ctx.Err() != nil {
 					return results
 				}
-				if (s == "rawtcp" && sc.Scenario != scEcho) || ((sc.Scenario == scCompress || sc.Scenario == scRequest) && s != ours) {
+				if (s == "rawtcp" && sc.Scenario != scEcho) || ((sc.Scenario == scCompress || sc.Scenario == scRequest || sc.Scenario == scJobs) && s != ours) {
 					continue
 				}
 				var spec serverSpec

@@ -197,6 +197,7 @@ func (f *fleet) closeAll(wait time.Duration) error {
 type peerStats struct {
 	statsFields
 	Provider json.RawMessage `json:"provider,omitempty"`
+	Jobs     *jobsStats      `json:"jobs,omitempty"` // loadtest serve, jobs scenario
 }
 
 // statsFields are the fields of a stats answer shared by the peers (the

@@ -21,7 +21,9 @@
 // latency with K messages in flight per connection), broadcast
 // (deliveries/s and delivery latency to N receivers, then with a share of
 // receivers that stop reading), compress (bytes on the wire, CPU and
-// memory per connection for a permessage-deflate preset).
+// memory per connection for a permessage-deflate preset), request and jobs
+// (requests and provider.Queue jobs per second, with lost and redelivered
+// counts).
 //
 // Output: progress on stderr, a table on stdout, the full result as JSON
 // (--json) and a latency plot as SVG (--svg; its path is printed).
@@ -54,6 +56,7 @@ commands:
   serve     a Provider speaking the harness protocol; prints the URL for run --target
   run       one scenario against a running WebSocket server (run --target URL)
   compare   the suite against our Provider and the peer servers of loadtest/peers
+  cluster   1 nats-server and 3 ncnode (cluster/natsbroker) against a single Provider
   help      this list
 
 loadtest <command> -h lists the flags of a command.

@@ -79,7 +79,8 @@ func TestReportExplainsItself(t *testing.T) {
 // of every server fits in the plot.
 func TestSVGPanels(t *testing.T) {
 	curve := func(maxP float64) *latencySummary {
-		return &latencySummary{P50US: 100, P99US: 1000, Curve: []curvePoint{{Percentile: 0, US: 50}, {Percentile: 50, US: 100}, {Percentile: maxP, US: 1000}}}
+		// Latencies in the seconds: the widest legend.
+		return &latencySummary{P50US: 1234567, P99US: 98765432, Curve: []curvePoint{{Percentile: 0, US: 50}, {Percentile: 50, US: 1234567}, {Percentile: maxP, US: 98765432}}}
 	}
 	servers := []string{ours, "gorilla", "nbio", "gobwas", "rawtcp", "a-rather-long-server-name", "seventh"}
 	var aggs []*aggregate

@@ -28,7 +28,7 @@ const (
 	scCompress  = "compress"
 )
 
-var scenarioNames = []string{scConnect, scIdle, scEcho, scBroadcast, scCompress, scRequest}
+var scenarioNames = []string{scConnect, scIdle, scEcho, scBroadcast, scCompress, scRequest, scJobs}
 
 // scenarioConfig is one scenario to run against one server.
 type scenarioConfig struct {
@@ -58,6 +58,9 @@ type scenarioConfig struct {
 	Preset string
 	// Direction of the request scenario: dirC2P (default) or dirP2C.
 	Direction string
+	// KillShare is the share of workers of the jobs scenario that drop
+	// their TCP connection halfway through the measured window.
+	KillShare float64
 }
 
 // label identifies a scenario's rows across servers and runs.
@@ -71,6 +74,12 @@ func (sc scenarioConfig) label() string {
 		return fmt.Sprintf("compress %s %s n=%d", sc.Preset, sizeLabel(sc.Size), sc.Conns)
 	case scRequest:
 		return fmt.Sprintf("request %s %s n=%d k=%d", sc.Direction, sizeLabel(sc.Size), sc.Conns, sc.Inflight)
+	case scJobs:
+		l := fmt.Sprintf("jobs %s n=%d k=%d", sizeLabel(sc.Size), sc.Conns, sc.Inflight)
+		if sc.KillShare > 0 {
+			l += fmt.Sprintf(" kill=%g%%", sc.KillShare*100)
+		}
+		return l
 	}
 	return fmt.Sprintf("%s n=%d", sc.Scenario, sc.Conns)
 }
@@ -242,6 +251,13 @@ func (r *result) coarseCPU(p0, p1 procSample) {
 	}
 }
 
+// noProc notes that the server's CPU and RSS could not be read: a server
+// that is not `loadtest serve` needs --server-pid (and to run on this
+// machine).
+func (r *result) noProc() {
+	r.note("server CPU and memory not available: give --server-pid (a server on this machine)")
+}
+
 // cpuUse returns the server's CPU use between two samples in % of one core.
 func cpuUse(p0, p1 procSample) float64 {
 	dt := p1.At.Sub(p0.At)
@@ -283,6 +299,9 @@ func (e *env) run(ctx context.Context, sc scenarioConfig) ([]*result, error) {
 	case scRequest:
 		r, err := e.request(ctx, sc)
 		return []*result{r}, err
+	case scJobs:
+		r, err := e.jobs(ctx, sc)
+		return []*result{r}, err
 	}
 	return nil, fmt.Errorf("%w: unknown scenario %q", ErrUsage, sc.Scenario)
 }
@@ -316,6 +335,8 @@ func (e *env) connect(ctx context.Context, sc scenarioConfig) (r *result, err er
 	if ok0 && ok1 {
 		r.add("cpu_per_upgrade_us", "server CPU/upgrade", "µs", cpuPer(p0, p1, uint64(or.OK), time.Microsecond), lower)
 		r.coarseCPU(p0, p1)
+	} else {
+		r.noProc()
 	}
 	r.setLatency(h, "connect+upgrade")
 	if or.Failed > 0 {
@@ -639,6 +660,8 @@ func (e *env) echo(ctx context.Context, sc scenarioConfig) (r *result, err error
 		r.add("cpu_per_msg_us", "server CPU/msg", "µs", cpuPer(p1, p2, msgs, time.Microsecond), lower)
 		r.coarseCPU(p1, p2)
 		r.add("server_cpu_pct", "server CPU use", "%", cpuUse(p1, p2), "")
+	} else {
+		r.noProc()
 	}
 	if c2.CPU > 0 {
 		r.add("client_cpu_pct", "harness CPU use", "%", cpuUse(c1, c2), "")
@@ -920,6 +943,8 @@ func (e *env) broadcast(ctx context.Context, sc scenarioConfig) (results []*resu
 			r.add("cpu_per_delivery_ns", "server CPU/delivery", "ns", cpuPer(p1, p2, dl, time.Nanosecond), lower)
 			r.coarseCPU(p1, p2)
 			r.add("server_cpu_pct", "server CPU use", "%", cpuUse(p1, p2), "")
+		} else {
+			r.noProc()
 		}
 		r.setLatency(h, "delivery")
 		if l := lost.Load(); l > 0 {

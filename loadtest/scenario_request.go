@@ -207,6 +207,8 @@ func (e *env) request(ctx context.Context, sc scenarioConfig) (r *result, err er
 		r.add("cpu_per_msg_us", "server CPU/request", "µs", cpuPer(p1, p2, msgs, time.Microsecond), lower)
 		r.coarseCPU(p1, p2)
 		r.add("server_cpu_pct", "server CPU use", "%", cpuUse(p1, p2), "")
+	} else {
+		r.noProc()
 	}
 	if c2.CPU > 0 {
 		r.add("client_cpu_pct", "harness CPU use", "%", cpuUse(c1, c2), "")

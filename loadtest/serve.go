@@ -42,11 +42,13 @@ const serveShutdownTimeout = 5 * time.Second
 type serveStats struct {
 	statsFields
 	Provider provider.Stats `json:"provider"`
+	Jobs     *jobsStats     `json:"jobs,omitempty"` // the jobs scenario's queue
 }
 
 // serveCounters are the serve command's own counters.
 type serveCounters struct {
 	broadcasts, delivered, refused, closed, sendErrors atomic.Uint64
+	jobs                                               jobsServer
 }
 
 // cmdServe runs `loadtest serve`: a Provider speaking the harness
@@ -174,6 +176,9 @@ func handleServeMessage(p *provider.Provider, cnt *serveCounters, c *provider.Co
 		case c.SupportsRequests() && len(m.Data) >= len(reqTrigger) && string(m.Data[:len(reqTrigger)]) == reqTrigger:
 			go requestLoop(c, cnt, bytes.Clone(m.Data))
 			return
+		case len(m.Data) >= jobsHeader && string(m.Data[:len(jobsTrigger)]) == jobsTrigger:
+			go cnt.jobs.start(p, bytes.Clone(m.Data))
+			return
 		case len(m.Data) >= len(bcastPrefix) && string(m.Data[:len(bcastPrefix)]) == bcastPrefix:
 			r, err := p.Broadcast(true, m.Data)
 			cnt.broadcasts.Add(1)
@@ -197,7 +202,7 @@ func handleServeMessage(p *provider.Provider, cnt *serveCounters, c *provider.Co
 				Refused:         cnt.refused.Load(),
 				Closed:          cnt.closed.Load(),
 				SendErrors:      cnt.sendErrors.Load(),
-			}, Provider: p.Stats()}
+			}, Provider: p.Stats(), Jobs: cnt.jobs.stats()}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			st.HeapInuse = ms.HeapInuse

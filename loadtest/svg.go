@@ -110,7 +110,10 @@ func panel(b *strings.Builder, top, panelH int, maxX float64, label string, by m
 		}
 	}
 	unit, div := "µs", 1.0
-	if maxY >= 2000 {
+	switch {
+	case maxY >= 2e6:
+		unit, div = "s", 1e6
+	case maxY >= 2000:
 		unit, div = "ms", 1000
 	}
 	step := niceStep(maxY/div, 5)
@@ -153,8 +156,11 @@ func panel(b *strings.Builder, top, panelH int, maxX float64, label string, by m
 		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", color[s], strings.Join(pts, " "))
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"/>`+"\n", x1+10, ly+6, x1+28, ly+6, color[s])
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f">%s</text>`+"\n", x1+34, ly+10, html.EscapeString(s))
+		// In the panel's own unit, so that the legend is as wide whatever
+		// the latency.
+		lat := func(us float64) string { return num(us/div) + " " + unit }
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="#555" font-size="10">p50 %s, p99 %s</text>`+"\n", x1+34, ly+23,
-			formatValue(a.Latency.P50US, "µs"), formatValue(a.Latency.P99US, "µs"))
+			lat(a.Latency.P50US), lat(a.Latency.P99US))
 		ly += svgLegendH
 	}
 }

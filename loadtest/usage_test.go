@@ -70,7 +70,7 @@ func flagsOf(t *testing.T, cmd string) map[string]string {
 // same default and the same unit.
 func TestFlagsAgree(t *testing.T) {
 	suite, run := flagsOf(t, "suite"), flagsOf(t, "run")
-	for _, name := range []string{"duration", "warmup", "slow-fill", "parallel", "sources", "json", "svg", "q"} {
+	for _, name := range []string{"scenario", "scenarios", "duration", "warmup", "slow-fill", "parallel", "sources", "json", "svg", "q"} {
 		s, ok1 := suite[name]
 		r, ok2 := run[name]
 		if !ok1 || !ok2 {
@@ -78,7 +78,7 @@ func TestFlagsAgree(t *testing.T) {
 			continue
 		}
 		ds, dr := defaultOf(s), defaultOf(r)
-		if ds != dr {
+		if ds != dr && !strings.HasPrefix(name, "scenario") { // one scenario against a list
 			t.Errorf("-%s: default %q in suite, %q in run", name, ds, dr)
 		}
 	}
@@ -193,6 +193,13 @@ func TestRunAgainstPlainEchoServer(t *testing.T) {
 		if code := realMain(testCtx(t, 60*time.Second), args, &out, &out); code != 0 {
 			t.Errorf("%s: exit %d\n%s", sc, code, out.String())
 		}
+	}
+	// Without --server-pid the server's figures are said to be missing.
+	var noPid bytes.Buffer
+	if code := realMain(testCtx(t, 60*time.Second), []string{"run", "--target", target, "--scenario", "echo", "--conns", "2",
+		"--duration", "200ms", "--warmup", "100ms", "--svg", "none", "-q"}, &noPid, &noPid); code != 0 ||
+		!strings.Contains(noPid.String(), "server CPU and memory not available: give --server-pid") {
+		t.Errorf("echo without --server-pid: exit %d\n%s", code, noPid.String())
 	}
 	// The offer of --compressor in a scenario other than compress.
 	var out bytes.Buffer

@@ -67,7 +67,8 @@ func (p *Poller) adoptFD(tc *net.TCPConn, initial []byte) (done bool, err error)
 	}
 	nc, err := netpoll.NewFDConnection(fd) // registers fd for reading
 	if err != nil {
-		syscall.Close(fd)
+		// netpoll fails only to register fd, and has then closed it (its
+		// close callback): closing it again could hit a reused number.
 		c.mu.Lock()
 		c.closed, c.cause, c.transportDone = true, err, true
 		fire := c.finishLocked()

@@ -48,4 +48,14 @@
 // takes connections from net/http: [Provider.Handler] is an http.Handler
 // for an existing mux and its middleware, whose hijacked connections join
 // the event loop where their descriptor can move there.
+//
+// # Jobs
+//
+// A [Queue] hands each job to one worker, a connection that negotiated
+// requests (and is subscribed to the queue's topic), with at most
+// MaxInFlight of the queue's jobs per worker, and returns the worker's
+// reply. A job whose worker is lost, times out or fails it retryably goes to
+// another worker flagged redelivered; the outcome of every job is exactly
+// one reply or error. Consumers may pick their topics themselves
+// (consumer.Consumer.Subscribe) where [Options.AuthorizeSubscribe] allows.
 package provider

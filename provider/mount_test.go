@@ -320,3 +320,34 @@ func newHTTPServer(t *testing.T, p *Provider) string {
 	t.Cleanup(func() { hs.Close() })
 	return ln.Addr().String()
 }
+
+// TestHandlerWithStart: a started Provider serves its own port and a mux
+// at once; a Provider first used through its Handler cannot Start after.
+func TestHandlerWithStart(t *testing.T) {
+	o := Options{}
+	mustEcho(&o)
+	p, _, addr := start(t, o)
+	mux := newHTTPServer(t, p)
+	own := dial(t, addr, "/connect")
+	mounted, err := wstest.Dial(mux, "/anywhere", nil, nil)
+	if err != nil || mounted.Resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade through the mux: %v", err)
+	}
+	defer mounted.Close()
+	echoOnce(t, own, "own port")
+	echoOnce(t, mounted, "mounted")
+	if p.Len() != 2 {
+		t.Errorf("Len %d, want 2", p.Len())
+	}
+
+	q, _ := newMounted(t, Options{})
+	qmux := newHTTPServer(t, q)
+	c, err := wstest.Dial(qmux, "/", nil, nil)
+	if err != nil || c.Resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v", err)
+	}
+	c.Close()
+	if err := q.Start(); !errors.Is(err, ErrAlreadyStarted) {
+		t.Errorf("Start after serving through Handler = %v, want ErrAlreadyStarted", err)
+	}
+}

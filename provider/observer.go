@@ -11,9 +11,9 @@ package provider
 // Unsubscribe, Topics, Subscribed, Subscribers or Publish: record the
 // change and return.
 type Observer interface {
-	// Opened runs when c is open and registered (Provider.Connection finds
-	// it), just before OnOpen: so topics that OnOpen subscribes c to come
-	// after it.
+	// Opened runs when c is open, just before it is registered (so that
+	// nothing can subscribe it yet: Provider.Connection does not find it
+	// during the call) and before OnOpen.
 	Opened(c *Connection)
 	// Closed runs once per opened connection when it has closed, before
 	// OnClose, with the topics it was still subscribed to (no

@@ -580,9 +580,9 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	if p.announce != nil {
 		_ = c.pc.WriteShared(p.announce, true)
 	}
+	p.observeOpened(c) // before anyone can find c to subscribe it
 	p.register(c)
 	p.stats.opened.Add(1)
-	p.observeOpened(c)
 	c.queueOpen()
 	if p.closing.Load() {
 		// Shutdown began during the upgrade and may have missed it.

@@ -63,9 +63,11 @@ type QueueOptions struct {
 	// candidates, the workers with a free slot (those that have not
 	// failed this job before, when there are any). It returns one of them,
 	// or nil to leave the job waiting until the next change. It runs with
-	// the queue locked: it must be quick and must not call the Queue. The
-	// slice is only valid during the call. Nil: the worker with the fewest
-	// of this queue's jobs in flight, round-robin among equals.
+	// the queue locked: it must be quick and must not call the Queue, nor
+	// Subscribe or Unsubscribe a connection. The slice is only valid during
+	// the call. It costs a pass over the workers per job; nil (the default)
+	// picks in constant time: the worker with the fewest of this queue's
+	// jobs in flight, round-robin among equals.
 	Pick func(candidates []*Connection) *Connection
 	// Retryable says whether a job failed with a *RemoteError goes to
 	// another worker (true) or ends at once with a *JobError. Nil:
@@ -184,14 +186,15 @@ type Queue struct {
 
 	mu       sync.Mutex
 	workers  map[*Connection]*qworker
-	list     []*qworker // the same workers, for picking
-	rr       int        // where the round-robin starts
+	list     []*qworker // the same workers (for Workers and Pick)
+	levels   []wlist    // workers with a free slot, by jobs in flight
 	cands    []*Connection
 	wait     jobRing // waiting jobs, ended ones skipped
 	queued   int     // live jobs in wait
 	inflight map[*job]struct{}
 	closing  bool          // Close began: no new jobs
-	killed   bool          // Close gave up: attempts cancelled
+	killed   bool          // Close gave up: kill is closed
+	kill     chan struct{} // closed when Close gives up: attempts end
 	detached bool          // removed from the Provider: no new workers
 	drained  chan struct{} // closed once closing with nothing queued or in flight
 	wg       sync.WaitGroup
@@ -201,9 +204,50 @@ type Queue struct {
 }
 
 type qworker struct {
-	c        *Connection
-	idx      int // in Queue.list
-	inFlight int
+	c          *Connection
+	idx        int // in Queue.list
+	inFlight   int
+	gone       bool     // removed from the queue
+	prev, next *qworker // in Queue.levels[inFlight] while it has a free slot
+}
+
+// wlist is a list of workers with the same number of jobs in flight, in
+// the order they reached it: picking from the front is round-robin.
+type wlist struct{ head, tail *qworker }
+
+func (l *wlist) pushBack(w *qworker) {
+	w.prev, w.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = w
+	} else {
+		l.head = w
+	}
+	l.tail = w
+}
+
+func (l *wlist) remove(w *qworker) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		l.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+}
+
+// setInFlight moves w to level n (n jobs in flight).
+func (q *Queue) setInFlight(w *qworker, n int) {
+	if !w.gone && w.inFlight < q.o.MaxInFlight {
+		q.levels[w.inFlight].remove(w)
+	}
+	w.inFlight = n
+	if !w.gone && n < q.o.MaxInFlight {
+		q.levels[n].pushBack(w)
+	}
 }
 
 // job states
@@ -218,13 +262,13 @@ type job struct {
 	binary    bool
 	data      []byte
 	done      func(Message, error)
+	own       chan turn // Submit's: its goroutine runs the attempts
 	submitted time.Time
 	state     uint8
 	redeliver bool // the next attempt is flagged redelivered
 	attempts  []JobAttempt
-	failedOn  []*Connection      // workers that failed it: others first
-	stopCtx   func() bool        // stops the ctx watch
-	cancel    context.CancelFunc // the attempt in progress
+	failedOn  []*Connection // workers that failed it: others first
+	stopCtx   func() bool   // stops the ctx watch
 }
 
 // NewQueue makes a job queue whose workers are the Provider's connections
@@ -262,6 +306,8 @@ func (p *Provider) NewQueue(o QueueOptions) (*Queue, error) {
 		workers:   make(map[*Connection]*qworker),
 		inflight:  make(map[*job]struct{}),
 		drained:   make(chan struct{}),
+		kill:      make(chan struct{}),
+		levels:    make([]wlist, o.MaxInFlight),
 	}
 	if q.retryable == nil {
 		q.retryable = Retryable
@@ -298,12 +344,30 @@ func (p *Provider) NewQueue(o QueueOptions) (*Queue, error) {
 // ErrQueueFull, ErrQueueClosed, ErrServerClosed or ErrInvalidUTF8 (text must
 // be UTF-8) when the job is not taken. data is copied.
 func (q *Queue) Submit(ctx context.Context, binary bool, data []byte) (Message, error) {
-	ch := make(chan result, 1)
-	if err := q.SubmitAsync(ctx, binary, data, func(m Message, err error) { ch <- result{m, err} }); err != nil {
+	// The attempts run on this goroutine: the queue hands it each worker
+	// it picks, then the outcome.
+	own := make(chan turn, 1)
+	err := q.submit(ctx, binary, data, func(m Message, err error) { own <- turn{msg: m, err: err} }, own)
+	if err != nil {
 		return Message{}, err
 	}
-	r := <-ch // ctx ends the job too: the outcome comes
-	return r.msg, r.err
+	for {
+		t := <-own // ctx ends the job too: the outcome comes
+		if t.w == nil {
+			return t.msg, t.err
+		}
+		q.run(t.j, t.w, t.flags)
+	}
+}
+
+// turn is what a blocking Submit gets: a worker to send its job to, or
+// (w nil) the outcome.
+type turn struct {
+	j     *job
+	w     *qworker
+	flags byte
+	msg   Message
+	err   error
 }
 
 // SubmitAsync is Submit without the wait: it returns nil once the job is
@@ -314,13 +378,19 @@ func (q *Queue) SubmitAsync(ctx context.Context, binary bool, data []byte, done 
 	if done == nil {
 		return fmt.Errorf("%w: SubmitAsync without a done func", ErrInvalidOptions)
 	}
+	return q.submit(ctx, binary, data, done, nil)
+}
+
+// submit takes a job; its attempts run on new goroutines, or are handed to
+// own (Submit's goroutine).
+func (q *Queue) submit(ctx context.Context, binary bool, data []byte, done func(Message, error), own chan turn) error {
 	if !binary && !frame.ValidUTF8(data) {
 		return ErrInvalidUTF8
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	j := &job{ctx: ctx, binary: binary, data: append([]byte(nil), data...), done: done, submitted: time.Now()}
+	j := &job{ctx: ctx, binary: binary, data: append([]byte(nil), data...), done: done, own: own, submitted: time.Now()}
 	q.mu.Lock()
 	switch {
 	case q.closing:
@@ -396,7 +466,7 @@ func (q *Queue) dispatchLocked() {
 // startLocked sends j to w on a new goroutine.
 func (q *Queue) startLocked(j *job, w *qworker) {
 	j.state = jobInFlight
-	w.inFlight++
+	q.setInFlight(w, w.inFlight+1)
 	q.inflight[j] = struct{}{}
 	q.attempts++
 	var flags byte
@@ -404,26 +474,22 @@ func (q *Queue) startLocked(j *job, w *qworker) {
 		flags = proto.FlagRedelivered
 		q.redelivered++
 	}
-	ctx, cancel := j.ctx, context.CancelFunc(nil)
-	if q.o.AttemptTimeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, q.o.AttemptTimeout)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
-	j.cancel = cancel
 	q.wg.Add(1)
-	go q.run(ctx, j, w, flags)
+	if j.own != nil {
+		j.own <- turn{j: j, w: w, flags: flags} // never blocks: one turn at a time
+		return
+	}
+	go q.run(j, w, flags)
 }
 
 // run is one attempt.
-func (q *Queue) run(ctx context.Context, j *job, w *qworker, flags byte) {
+func (q *Queue) run(j *job, w *qworker, flags byte) {
 	defer q.wg.Done()
 	start := time.Now()
-	msg, err := w.c.request(ctx, j.binary, j.data, flags)
+	msg, err := w.c.request(j.ctx, j.binary, j.data, flags, max(0, q.o.AttemptTimeout), q.kill)
 	took := time.Since(start)
-	j.cancel()
 	q.mu.Lock()
-	w.inFlight--
+	q.setInFlight(w, w.inFlight-1)
 	delete(q.inflight, j)
 	if err == nil {
 		j.state = jobEnded
@@ -494,24 +560,25 @@ func (q *Queue) pickLocked(j *job) *qworker {
 	if q.o.Pick != nil {
 		return q.pickUserLocked(j)
 	}
-	var best *qworker
-	bestIdx, bestTried := 0, false
-	n := len(q.list)
-	for i := range n {
-		idx := (q.rr + i) % n
-		w := q.list[idx]
-		if w.inFlight >= q.o.MaxInFlight || State(w.c.state.Load()) != StateOpen {
-			continue
-		}
-		tried := slices.Contains(j.failedOn, w.c)
-		if best == nil || bestTried && !tried || bestTried == tried && w.inFlight < best.inFlight {
-			best, bestIdx, bestTried = w, idx, tried
+	// The fewest in flight first, then the one that has had that many
+	// longest; a job avoids the workers that failed it while others can
+	// take it.
+	var fallback *qworker
+	for k := range q.levels {
+		for w := q.levels[k].head; w != nil; {
+			next := w.next
+			switch {
+			case State(w.c.state.Load()) != StateOpen:
+				q.removeWorkerLocked(w.c) // closing: its close hook follows
+			case len(j.failedOn) == 0 || !slices.Contains(j.failedOn, w.c):
+				return w
+			case fallback == nil:
+				fallback = w
+			}
+			w = next
 		}
 	}
-	if best != nil {
-		q.rr = (bestIdx + 1) % n
-	}
-	return best
+	return fallback
 }
 
 func (q *Queue) pickUserLocked(j *job) *qworker {
@@ -604,9 +671,13 @@ func (q *Queue) Close(ctx context.Context) error {
 	q.p.queues.remove(q)
 	q.mu.Lock()
 	q.detached = true
+	for _, w := range q.list {
+		w.gone = true
+	}
 	clear(q.workers)
 	clear(q.list)
 	q.list = q.list[:0]
+	clear(q.levels)
 	q.mu.Unlock()
 	return err
 }
@@ -615,11 +686,9 @@ func (q *Queue) Close(ctx context.Context) error {
 // attempts in progress too.
 func (q *Queue) abandon(cause error) {
 	q.mu.Lock()
-	if cause == ErrQueueClosed {
+	if cause == ErrQueueClosed && !q.killed {
 		q.killed = true
-		for j := range q.inflight {
-			j.cancel()
-		}
+		close(q.kill) // the attempts in progress end
 	}
 	var ended []*job
 	var errs []error
@@ -675,6 +744,7 @@ func (q *Queue) addWorkerLocked(c *Connection) {
 	w := &qworker{c: c, idx: len(q.list)}
 	q.workers[c] = w
 	q.list = append(q.list, w)
+	q.levels[0].pushBack(w)
 	q.dispatchLocked()
 }
 
@@ -690,14 +760,15 @@ func (q *Queue) removeWorkerLocked(c *Connection) {
 		return
 	}
 	delete(q.workers, c)
+	if w.inFlight < q.o.MaxInFlight {
+		q.levels[w.inFlight].remove(w)
+	}
+	w.gone = true
 	last := len(q.list) - 1
 	q.list[w.idx] = q.list[last]
 	q.list[w.idx].idx = w.idx
 	q.list[last] = nil
 	q.list = q.list[:last]
-	if q.rr > len(q.list) {
-		q.rr = 0
-	}
 }
 
 // --- the Provider's hooks ---

@@ -63,3 +63,27 @@ func BenchmarkQueue(b *testing.B) {
 		})
 	})
 }
+
+// The Provider's side of a job, Submit to result, allocates a bounded
+// number of times (the job, its copy of the data, the waiter channel, the
+// reply's copy); the figure includes the in-process worker's allocations.
+func TestQueueSubmitAllocs(t *testing.T) {
+	if provider.RaceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	p := startProvider(t, provider.Options{})
+	startWorker(t, p, func(r *consumer.Request) { _ = r.Reply(true, r.Message().Data) }, consumer.Options{})
+	q := newQueue(t, p, provider.QueueOptions{})
+	waitFor(t, "worker", func() bool { return q.Stats().Workers == 1 })
+	ctx := context.Background()
+	payload := make([]byte, 64)
+	allocs := testing.AllocsPerRun(2000, func() {
+		if _, err := q.Submit(ctx, true, payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%.1f allocations per job", allocs)
+	if allocs > 12 {
+		t.Fatalf("%.1f allocations per job, want at most 12", allocs)
+	}
+}

@@ -519,9 +519,29 @@ func TestQueuePick(t *testing.T) {
 	}
 }
 
-// A job longer than the heartbeat cutoff does not cost the worker its
-// connection: the handler answers from its own goroutine, and the
-// Consumer's read loop keeps answering pings meanwhile.
+// A job that takes many heartbeat intervals does not cost the worker its
+// connection, whether the handler answers from its own goroutine or works
+// in OnRequest itself: the Consumer runs handlers off its read loop, which
+// keeps answering pings meanwhile.
+func TestQueueLongJobBlockingHandler(t *testing.T) {
+	p := startProvider(t, provider.Options{Heartbeat: provider.Heartbeat{Interval: 100 * time.Millisecond}})
+	w := startWorker(t, p, func(r *consumer.Request) {
+		time.Sleep(700 * time.Millisecond) // 7 heartbeat intervals, in the handler
+		echoJob(r)
+	}, consumer.Options{})
+	q := newQueue(t, p, provider.QueueOptions{})
+	waitFor(t, "worker", func() bool { return q.Stats().Workers == 1 })
+	if m, err := q.Submit(ctxT(t), false, []byte("long")); err != nil || string(m.Data) != "done:long" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	if s := w.Stats(); s.Opens != 1 || s.Disconnects != 0 {
+		t.Fatalf("worker reconnected during the job: %+v", s)
+	}
+	if s := p.Stats(); s.HeartbeatKills != 0 {
+		t.Fatalf("heartbeat kills %d", s.HeartbeatKills)
+	}
+}
+
 func TestQueueLongJobKeepsWorker(t *testing.T) {
 	p := startProvider(t, provider.Options{Heartbeat: provider.Heartbeat{Interval: 100 * time.Millisecond}})
 	w := startWorker(t, p, func(r *consumer.Request) {
@@ -538,5 +558,86 @@ func TestQueueLongJobKeepsWorker(t *testing.T) {
 	}
 	if s := w.Stats(); s.Opens != 1 || s.Disconnects != 0 {
 		t.Fatalf("worker reconnected during the job: %+v", s)
+	}
+}
+
+// The default pick gives a job to the worker with the fewest of the
+// queue's jobs in flight: jobs held by the workers spread evenly.
+func TestQueueFewestInFlight(t *testing.T) {
+	p := startProvider(t, provider.Options{})
+	release := make(chan struct{})
+	var got [3]atomic.Int32
+	for i := range 3 {
+		startWorker(t, p, func(r *consumer.Request) {
+			got[i].Add(1)
+			reply := laterEcho(r)
+			go func() { <-release; reply() }()
+		}, consumer.Options{})
+	}
+	q := newQueue(t, p, provider.QueueOptions{MaxInFlight: 4})
+	waitFor(t, "workers", func() bool { return q.Stats().Workers == 3 })
+	ctx := ctxT(t)
+	var done sync.WaitGroup
+	for i := range 6 {
+		done.Add(1)
+		if err := q.SubmitAsync(ctx, false, []byte(fmt.Sprint(i)), func(_ provider.Message, err error) {
+			defer done.Done()
+			if err != nil {
+				t.Error(err)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "6 jobs held", func() bool { return got[0].Load()+got[1].Load()+got[2].Load() == 6 })
+	for i := range got {
+		if n := got[i].Load(); n != 2 {
+			t.Errorf("worker %d holds %d jobs, want 2 each", i, n)
+		}
+	}
+	for _, w := range q.Workers() {
+		if w.InFlight != 2 {
+			t.Errorf("Workers: %s has %d in flight", w.Conn.ID(), w.InFlight)
+		}
+	}
+	close(release)
+	done.Wait()
+}
+
+// A job in flight when the Provider shuts down gracefully ends with a
+// *JobError wrapping ErrServerClosed (its worker went away with the
+// Provider); one still waiting ends with ErrServerClosed.
+func TestQueueShutdown(t *testing.T) {
+	p := startProvider(t, provider.Options{})
+	got := make(chan struct{}, 1)
+	startWorker(t, p, func(r *consumer.Request) { got <- struct{}{} }, consumer.Options{}) // never answers
+	q := newQueue(t, p, provider.QueueOptions{})
+	waitFor(t, "worker", func() bool { return q.Stats().Workers == 1 })
+	ctx := ctxT(t)
+	res := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := q.Submit(ctx, false, []byte("job")); res <- err }()
+	}
+	<-got
+	waitFor(t, "one waiting", func() bool { return q.Stats().Queued == 1 })
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var je *provider.JobError
+	sawJobError := false
+	for range 2 {
+		err := <-res
+		if !errors.Is(err, provider.ErrServerClosed) {
+			t.Fatalf("outcome %v", err)
+		}
+		if errors.As(err, &je) {
+			sawJobError = true
+			if len(je.Attempts) != 1 || !errors.Is(je.Attempts[0].Err, provider.ErrDisconnected) {
+				t.Fatalf("attempts %+v", je.Attempts)
+			}
+		}
+	}
+	if !sawJobError {
+		t.Fatal("the job in flight did not report its attempt")
 	}
 }

@@ -212,12 +212,14 @@ func (c *Connection) SupportsRequests() bool { return c.v2 }
 //   - the errors of [Connection.Send] (ErrClosed, ErrBackpressure,
 //     ErrInvalidUTF8): nothing was sent.
 func (c *Connection) Request(ctx context.Context, binary bool, data []byte) (Message, error) {
-	return c.request(ctx, binary, data, 0)
+	return c.request(ctx, binary, data, 0, 0, nil)
 }
 
 // request is Request with extra envelope flags (FlagRedelivered, for a
-// Queue's redelivery).
-func (c *Connection) request(ctx context.Context, binary bool, data []byte, flags byte) (Message, error) {
+// Queue's redelivery), a timeout of its own (0: RequestTimeout when ctx has
+// no deadline) and a channel whose closing abandons the wait like ctx
+// (errQueueKilled; nil: none).
+func (c *Connection) request(ctx context.Context, binary bool, data []byte, flags byte, timeout time.Duration, stop <-chan struct{}) (Message, error) {
 	if !c.v2 {
 		return Message{}, ErrNotSupported
 	}
@@ -245,15 +247,19 @@ func (c *Connection) request(ctx context.Context, binary bool, data []byte, flag
 	} else {
 		p.stats.requestsOut.Add(1)
 	}
-	return c.wait(ctx, t, id, w)
+	return c.wait(ctx, t, id, w, timeout, stop)
 }
 
 // wait waits for the outcome of request id.
-func (c *Connection) wait(ctx context.Context, t *pendingTable, id uint64, w *waiter) (Message, error) {
+func (c *Connection) wait(ctx context.Context, t *pendingTable, id uint64, w *waiter, d time.Duration, stop <-chan struct{}) (Message, error) {
 	p := c.p
 	var timeout <-chan time.Time
-	if _, ok := ctx.Deadline(); !ok {
-		w.timer.Reset(p.o.RequestTimeout)
+	what := "AttemptTimeout"
+	if _, ok := ctx.Deadline(); d == 0 && !ok {
+		d, what = p.o.RequestTimeout, "RequestTimeout"
+	}
+	if d > 0 {
+		w.timer.Reset(d)
 		timeout = w.timer.C
 	}
 	var err error
@@ -265,7 +271,9 @@ func (c *Connection) wait(ctx context.Context, t *pendingTable, id uint64, w *wa
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-timeout:
-		err = fmt.Errorf("provider: no reply within RequestTimeout %v: %w", p.o.RequestTimeout, context.DeadlineExceeded)
+		err = fmt.Errorf("provider: no reply within %s %v: %w", what, d, context.DeadlineExceeded)
+	case <-stop:
+		err = ErrQueueClosed
 	}
 	w.timer.Stop()
 	if t.remove(id) {

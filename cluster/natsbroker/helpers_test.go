@@ -51,6 +51,7 @@ func TestMain(m *testing.M) {
 // child is a process started from this test binary.
 type child struct {
 	cmd   *exec.Cmd
+	done  chan struct{} // closed once it has exited (cmd.ProcessState is set)
 	lines chan string
 	mu    sync.Mutex
 	out   strings.Builder // everything it printed
@@ -67,7 +68,7 @@ func startChild(t *testing.T, role, ready string, args ...string) (*child, strin
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, lines: make(chan string, 1024)}
+	c := &child{cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
@@ -80,7 +81,7 @@ func startChild(t *testing.T, role, ready string, args ...string) (*child, strin
 			}
 		}
 	}()
-	go func() { cmd.Wait(); pw.Close() }()
+	go func() { cmd.Wait(); close(c.done); pw.Close() }()
 	t.Cleanup(func() { c.kill() })
 	deadline := time.After(20 * time.Second)
 	for {

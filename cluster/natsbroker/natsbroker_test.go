@@ -28,7 +28,7 @@ func three(t *testing.T, url string, mo memberOpts) []*member {
 func TestA1FanOutInOrder(t *testing.T) {
 	s := embedded(t, 0)
 	ms := three(t, s.ClientURL(), memberOpts{})
-	const perNode, n = 20, 1000
+	const perNode, n = 100, 1000
 	type rcv struct {
 		in  *inbox
 		sub bool

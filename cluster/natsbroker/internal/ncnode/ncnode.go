@@ -46,6 +46,12 @@ const (
 	SendPrefix = "NCSEND:"
 	// SentPrefix starts the answer to SendPrefix.
 	SentPrefix = "NCSENT:"
+	// ReqPrefix: "NCREQ:<id>:<data>" sends the whole message as a request
+	// to connection id (on any node) with Node.Request; answered
+	// "NCREPLY:<id>:ok" or "NCREPLY:<id>:<error>".
+	ReqPrefix = "NCREQ:"
+	// ReplyPrefix starts the answer to ReqPrefix.
+	ReplyPrefix = "NCREPLY:"
 )
 
 // Stats is the JSON answer to StatsQuery: the fields of `loadtest serve`
@@ -251,6 +257,28 @@ func handle(p *provider.Provider, n *cluster.Node, cnt *counters, c *provider.Co
 				res = err.Error()
 			}
 			if c.SendBinary([]byte(SentPrefix+to+":"+res)) != nil {
+				cnt.sendErrors.Add(1)
+			}
+		}()
+	case bytes.HasPrefix(d, []byte(ReqPrefix)):
+		to, _, _ := strings.Cut(string(d[len(ReqPrefix):]), ":")
+		msg := append([]byte(nil), d...)
+		go func() { // a request waits for the Consumer's answer: off the event loop
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var err error
+			if n != nil {
+				_, err = n.Request(ctx, to, true, msg)
+			} else if t, ok := p.Connection(to); ok {
+				_, err = t.Request(ctx, true, msg)
+			} else {
+				err = cluster.ErrUnknownConnection
+			}
+			res := "ok"
+			if err != nil {
+				res = err.Error()
+			}
+			if c.SendBinary([]byte(ReplyPrefix+to+":"+res)) != nil {
 				cnt.sendErrors.Add(1)
 			}
 		}()
