@@ -40,3 +40,6 @@ func (c *Conn) directFlushLocked() {
 }
 
 func shutdownWrite(int) error { return errors.ErrUnsupported }
+
+// closeKept: without netpoll no connection is kept after EOF.
+func (c *Conn) closeKept() bool { return false }
