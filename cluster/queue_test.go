@@ -463,3 +463,47 @@ func TestClusterQueueTimeoutAndFailure(t *testing.T) {
 	}
 	q.Close(context.Background())
 }
+
+// BenchmarkClusterQueue: jobs submitted on node a (64 B, 8 at a time) to
+// a worker on a itself (local) or on node b (remote, through MemBroker).
+func BenchmarkClusterQueue(b *testing.B) {
+	for _, where := range []string{"local", "remote"} {
+		b.Run(where, func(b *testing.B) {
+			hub := NewMemHub(0)
+			a := newMember(b, hub, "a", provider.Options{}, Options{})
+			m := a
+			if where == "remote" {
+				m = newMember(b, hub, "b", provider.Options{}, Options{})
+			}
+			host, port := splitAddr(b, m.addr)
+			w, err := consumer.New(consumer.Options{Host: host, Port: port, OnRequest: func(r *consumer.Request) { r.Reply(true, r.Message().Data) }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Connect(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			q, err := a.n.NewQueue(QueueOptions{MaxInFlight: 8})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer q.Close(context.Background())
+			for q.Stats().Workers == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			job := make([]byte, 64)
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := q.Submit(context.Background(), true, job); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
