@@ -26,8 +26,19 @@
 //   - Presence is a replica, updated every PresenceBatch; it freezes while
 //     this node's broker link is down, and a node silent for NodeTimeout
 //     while our link is up is dropped (OnNodeDown).
+//   - Node.NewQueue is provider.Queue across the cluster: its workers are
+//     the request-speaking connections of every node (from presence, which
+//     carries that bit), and a job for a remote worker goes through the
+//     node that holds it. Delivery is at least once: a job whose worker
+//     disconnects, times out, fails it retryably, or whose node shuts down
+//     (at once, through its leave message) or goes silent for NodeTimeout,
+//     goes to another worker flagged redelivered, up to MaxAttempts.
+//     Handlers must be idempotent. The queue lives in the submitting
+//     node's memory: if that node dies, its waiting jobs are lost and its
+//     jobs in flight may still run on other nodes' workers with nobody
+//     waiting for the result; a Shutdown ends them with ErrClosed.
 //   - Messages over the broker's size limit fail with ErrTooLarge (the NATS
-//     default is 1 MiB, less than a Consumer's 16 MiB MaxPayload: raise
+//     default is 1 MiB, less than a Consumer's 16 MiB MaxPayloadLength: raise
 //     max_payload on the server, up to 8 MiB, if you broadcast large
 //     messages).
 package cluster

@@ -31,7 +31,9 @@ const (
 	maxKind                   = kindHello
 	flagBinary           byte = 1 << 0
 	flagMore             byte = 1 << 1 // kindSnapshot: more chunks follow
-	knownFlags                = flagBinary | flagMore
+	flagRedelivered      byte = 1 << 2 // kindRequest: the job may have run on another worker
+	flagEntryFlags       byte = 1 << 3 // kindSnapshot: each entry has a flags byte after its id
+	knownFlags                = flagBinary | flagMore | flagRedelivered | flagEntryFlags
 	envelopeHdrMax            = 3 + binary.MaxVarintLen64
 	envelopeMaxMeta           = envelopeHdrMax + binary.MaxVarintLen64
 	maxIDLen                  = 1 << 10
@@ -147,7 +149,14 @@ const (
 	opClose deltaOp = 2 // id
 	opSub   deltaOp = 3 // id, topic
 	opUnsub deltaOp = 4 // id, topic
+	// opOpenReq is opOpen for a connection that speaks requests (a worker
+	// candidate for a cluster Queue). A node of an older version rejects
+	// it as a bad envelope (loudly), never misreads it.
+	opOpenReq deltaOp = 5 // as opOpen
 )
+
+// entry flags in a snapshot (flagEntryFlags)
+const entryRequests byte = 1 << 0
 
 // delta is one decoded presence change.
 type delta struct {
@@ -161,7 +170,7 @@ func appendDelta(b []byte, d *delta) []byte {
 	b = append(b, byte(d.op))
 	b = appendString(b, d.id)
 	switch d.op {
-	case opOpen:
+	case opOpen, opOpenReq:
 		b = appendParams(b, d.params)
 	case opSub, opUnsub:
 		b = appendString(b, d.topic)
@@ -211,7 +220,7 @@ func parseDeltas(b []byte, f func(d *delta)) error {
 		}
 		d.id, b = string(id), rest
 		switch d.op {
-		case opOpen:
+		case opOpen, opOpenReq:
 			if d.params, b, ok = cutParams(b); !ok {
 				return fmt.Errorf("%w: presence parameters", ErrBadEnvelope)
 			}
@@ -230,10 +239,12 @@ func parseDeltas(b []byte, f func(d *delta)) error {
 	return nil
 }
 
-// --- snapshot entries: id, params, ntopics, topic* ---
+// --- snapshot entries: id, [flags byte,] params, ntopics, topic* ---
 
-func appendEntry(b []byte, id string, params map[string]string, topics []string) []byte {
+// appendEntry appends a snapshot entry in the flagEntryFlags format.
+func appendEntry(b []byte, id string, flags byte, params map[string]string, topics []string) []byte {
 	b = appendString(b, id)
+	b = append(b, flags)
 	b = appendParams(b, params)
 	b = binary.AppendUvarint(b, uint64(len(topics)))
 	for _, t := range topics {
@@ -242,12 +253,20 @@ func appendEntry(b []byte, id string, params map[string]string, topics []string)
 	return b
 }
 
-// parseEntries decodes a kindSnapshot payload.
-func parseEntries(b []byte, f func(id string, params map[string]string, topics []string)) error {
+// parseEntries decodes a kindSnapshot payload; withFlags says whether its
+// entries carry a flags byte (the envelope's flagEntryFlags).
+func parseEntries(b []byte, withFlags bool, f func(id string, flags byte, params map[string]string, topics []string)) error {
 	for len(b) > 0 {
 		id, rest, ok := cutBytes(b)
 		if !ok || len(id) == 0 || len(id) > maxIDLen {
 			return fmt.Errorf("%w: snapshot id", ErrBadEnvelope)
+		}
+		var flags byte
+		if withFlags {
+			if len(rest) == 0 {
+				return fmt.Errorf("%w: snapshot entry flags", ErrBadEnvelope)
+			}
+			flags, rest = rest[0], rest[1:]
 		}
 		params, rest, ok := cutParams(rest)
 		if !ok {
@@ -265,7 +284,7 @@ func parseEntries(b []byte, f func(id string, params map[string]string, topics [
 			}
 			topics = append(topics, string(t))
 		}
-		f(string(id), params, topics)
+		f(string(id), flags, params, topics)
 		b = rest
 	}
 	return nil

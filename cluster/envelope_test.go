@@ -30,6 +30,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	var b []byte
 	in := []delta{
 		{op: opOpen, id: "c1", params: map[string]string{"worker": "w"}},
+		{op: opOpenReq, id: "c2"},
 		{op: opSub, id: "c1", topic: "T"},
 		{op: opUnsub, id: "c1", topic: "T"},
 		{op: opClose, id: "c1"},
@@ -38,7 +39,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		b = appendDelta(b, &in[i])
 	}
 	var out []delta
-	if err := parseDeltas(b, func(d *delta) { out = append(out, *d) }); err != nil || len(out) != 4 {
+	if err := parseDeltas(b, func(d *delta) { out = append(out, *d) }); err != nil || len(out) != 5 {
 		t.Fatalf("%v %v", out, err)
 	}
 	for i := range in {
@@ -46,11 +47,11 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 			t.Fatalf("delta %d: %+v vs %+v", i, in[i], out[i])
 		}
 	}
-	b = appendEntry(nil, "c1", map[string]string{"a": "b"}, []string{"T", "U"})
+	b = appendEntry(nil, "c1", entryRequests, map[string]string{"a": "b"}, []string{"T", "U"})
 	n := 0
-	if err := parseEntries(b, func(id string, params map[string]string, topics []string) {
+	if err := parseEntries(b, true, func(id string, flags byte, params map[string]string, topics []string) {
 		n++
-		if id != "c1" || params["a"] != "b" || !slices.Equal(topics, []string{"T", "U"}) {
+		if id != "c1" || flags != entryRequests || params["a"] != "b" || !slices.Equal(topics, []string{"T", "U"}) {
 			t.Fatalf("%q %v %v", id, params, topics)
 		}
 	}); err != nil || n != 1 {
@@ -66,7 +67,9 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 func FuzzEnvelope(f *testing.F) {
 	f.Add(appendEnvelope(nil, kindPublish, flagBinary, 7, "T", []byte("x")))
 	f.Add(appendEnvelope(nil, kindPresence, 0, 1, "", appendDelta(nil, &delta{op: opOpen, id: "c", params: map[string]string{"k": "v"}})))
-	f.Add(appendEnvelope(nil, kindSnapshot, flagMore, 3, "", appendEntry(nil, "c", nil, []string{"T"})))
+	f.Add(appendEnvelope(nil, kindSnapshot, flagMore|flagEntryFlags, 3, "", appendEntry(nil, "c", entryRequests, nil, []string{"T"})))
+	f.Add(appendEnvelope(nil, kindPresence, 0, 1, "", appendDelta(nil, &delta{op: opOpenReq, id: "c"})))
+	f.Add(appendEnvelope(nil, kindRequest, flagRedelivered, 0, "", append(appendString(nil, "id"), 5, 'd')))
 	f.Add(appendEnvelope(nil, kindHeartbeat, 0, 2, "", appendBeat(nil, 3, 4)))
 	f.Add(appendEnvelope(nil, kindSend, 0, 0, "", append(appendString(nil, "id"), "data"...)))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -82,7 +85,7 @@ func FuzzEnvelope(f *testing.F) {
 			}
 		}
 		_ = parseDeltas(e.payload, func(*delta) {})
-		_ = parseEntries(e.payload, func(string, map[string]string, []string) {})
+		_ = parseEntries(e.payload, e.flags&flagEntryFlags != 0, func(string, byte, map[string]string, []string) {})
 		_, _, _ = parseBeat(e.payload)
 		_, _, _ = parseDirected(e.payload)
 	})

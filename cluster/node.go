@@ -161,6 +161,13 @@ type Node struct {
 	linkUp     bool
 	linkSince  time.Time
 	lockedErrs []error // for OnError, once rmu is released (fire)
+	// presenceDirty: the replica changed; fire tells the watchers.
+	presenceDirty bool
+
+	// wmu guards watchers: funcs told (without locks held) that presence
+	// changed, for the Queues.
+	wmu      sync.Mutex
+	watchers map[*Queue]func()
 
 	stats counters
 }
@@ -175,6 +182,10 @@ const (
 type entry struct {
 	params map[string]string
 	topics map[string]struct{}
+	// requests: the connection speaks requests (a Queue worker candidate).
+	requests bool
+	// conn is the connection itself, in this node's own table only.
+	conn *provider.Connection
 }
 
 // ConnInfo describes a connection in presence.
@@ -212,11 +223,12 @@ func New(p *provider.Provider, o Options) (*Node, error) {
 	}
 	n := &Node{
 		p: p, o: o, b: o.Broker, id: o.NodeID, log: o.Logger,
-		stop:   make(chan struct{}),
-		looped: make(chan struct{}),
-		local:  make(map[string]*entry),
-		nodes:  make(map[string]*remote),
-		params: make(map[string]bool),
+		stop:     make(chan struct{}),
+		looped:   make(chan struct{}),
+		local:    make(map[string]*entry),
+		nodes:    make(map[string]*remote),
+		params:   make(map[string]bool),
+		watchers: make(map[*Queue]func()),
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -599,16 +611,23 @@ func (n *Node) Nodes() []NodeInfo {
 // --- shutdown ---
 
 // Shutdown leaves the cluster gracefully: it tells the other nodes (they
-// drop this node's presence at once, without waiting for NodeTimeout),
+// drop this node's presence at once, without waiting for NodeTimeout, and
+// their Queues redeliver the jobs that were in flight on its workers),
 // then shuts the Provider down (p.Shutdown(ctx): its Consumers reconnect
 // elsewhere), then closes the broker, flushing what was handed to it
-// (bounded by ctx). It returns the first error.
+// (bounded by ctx). This node's own Queues end their jobs with ErrClosed
+// (a *provider.JobError wrapping it once an attempt was made). It returns
+// the first error.
 func (n *Node) Shutdown(ctx context.Context) error {
 	prev := n.state.Swap(stateLeaving)
 	if prev == stateLeaving {
 		return ErrClosed
 	}
 	close(n.stop)
+	qs := n.queues()
+	for _, q := range qs {
+		q.nodeStopping()
+	}
 	var first error
 	if prev == stateRunning {
 		// The loop's last presence batch and heartbeat go before the leave:
@@ -618,6 +637,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	if err := n.p.Shutdown(ctx); err != nil && first == nil {
 		first = err
+	}
+	for _, q := range qs {
+		q.nodeStopped()
 	}
 	n.cancel()
 	n.wg.Wait()

@@ -20,6 +20,7 @@ func (o observer) Opened(c *provider.Connection) {
 	n.pmu.Lock()
 	n.openLocked(c)
 	n.pmu.Unlock()
+	n.presenceChanged()
 }
 
 // openLocked records c if it is new; the caller holds pmu.
@@ -28,7 +29,7 @@ func (n *Node) openLocked(c *provider.Connection) *entry {
 	if e := n.local[id]; e != nil {
 		return e
 	}
-	e := &entry{}
+	e := &entry{requests: c.SupportsRequests(), conn: c}
 	if len(n.params) > 0 {
 		for k, vs := range c.Parameters() {
 			if n.params[k] && len(vs) > 0 {
@@ -40,7 +41,11 @@ func (n *Node) openLocked(c *provider.Connection) *entry {
 		}
 	}
 	n.local[id] = e
-	n.addDelta(&delta{op: opOpen, id: id, params: e.params})
+	op := opOpen
+	if e.requests {
+		op = opOpenReq
+	}
+	n.addDelta(&delta{op: op, id: id, params: e.params})
 	return e
 }
 
@@ -52,6 +57,7 @@ func (o observer) Closed(c *provider.Connection, _ []string) {
 		n.addDelta(&delta{op: opClose, id: c.ID()})
 	}
 	n.pmu.Unlock()
+	n.presenceChanged()
 }
 
 func (o observer) Subscribed(c *provider.Connection, topic string) {
@@ -64,6 +70,7 @@ func (o observer) Subscribed(c *provider.Connection, topic string) {
 	e.topics[topic] = struct{}{}
 	n.addDelta(&delta{op: opSub, id: c.ID(), topic: topic})
 	n.pmu.Unlock()
+	n.presenceChanged()
 }
 
 func (o observer) Unsubscribed(c *provider.Connection, topic string) {
@@ -74,6 +81,7 @@ func (o observer) Unsubscribed(c *provider.Connection, topic string) {
 		n.addDelta(&delta{op: opUnsub, id: c.ID(), topic: topic})
 	}
 	n.pmu.Unlock()
+	n.presenceChanged()
 }
 
 // batchLimit is the largest presence batch (or snapshot chunk) payload.
@@ -174,6 +182,17 @@ func (n *Node) loop() {
 	}
 }
 
+// presenceChanged tells the watchers (the Queues) that presence changed.
+// It runs with no lock of the Node held, possibly under the Provider's
+// topic lock: the watchers only signal.
+func (n *Node) presenceChanged() {
+	n.wmu.Lock()
+	for _, f := range n.watchers {
+		f()
+	}
+	n.wmu.Unlock()
+}
+
 // --- the replica of the other nodes ---
 
 // remote is another node as this node knows it.
@@ -226,12 +245,18 @@ type event struct {
 func (n *Node) reportLocked(err error) { n.lockedErrs = append(n.lockedErrs, err) }
 
 // fire reports the errors queued under rmu, then runs the node events; the
-// caller has released rmu.
+// caller has released rmu. It also tells the watchers when presence
+// changed.
 func (n *Node) fire(evs []event) {
 	n.rmu.Lock()
 	errs := n.lockedErrs
 	n.lockedErrs = nil
+	dirty := n.presenceDirty
+	n.presenceDirty = false
 	n.rmu.Unlock()
+	if dirty || len(evs) > 0 {
+		n.presenceChanged()
+	}
 	for _, err := range errs {
 		n.report(err)
 	}
@@ -269,6 +294,7 @@ func (n *Node) heard(id string, evs []event) (*remote, []event) {
 
 // reset drops r's presence; the caller holds rmu.
 func (n *Node) reset(r *remote) {
+	n.presenceDirty = true
 	clear(r.conns)
 	clear(r.topicN)
 	r.synced = false
@@ -328,8 +354,8 @@ func (n *Node) fetchSnapshot(node string, gen uint64) {
 			first = e.seq
 		}
 		last = e.seq
-		err = parseEntries(e.payload, func(id string, params map[string]string, topics []string) {
-			en := &entry{params: params}
+		err = parseEntries(e.payload, e.flags&flagEntryFlags != 0, func(id string, flags byte, params map[string]string, topics []string) {
+			en := &entry{params: params, requests: flags&entryRequests != 0}
 			if len(topics) > 0 {
 				en.topics = make(map[string]struct{}, len(topics))
 				for _, t := range topics {
@@ -385,6 +411,7 @@ func (n *Node) tryFinish(r *remote, evs []event) []event {
 		}
 		want++
 	}
+	n.presenceDirty = true
 	clear(r.conns)
 	clear(r.topicN)
 	for id, e := range s.entries {
@@ -409,14 +436,15 @@ func (n *Node) tryFinish(r *remote, evs []event) []event {
 // a change for an unknown id is ignored, and the last change of each
 // connection and topic wins.
 func (n *Node) applyDeltas(r *remote, payload []byte) {
+	n.presenceDirty = true
 	err := parseDeltas(payload, func(d *delta) {
 		e := r.conns[d.id]
 		switch d.op {
-		case opOpen:
+		case opOpen, opOpenReq:
 			if e == nil {
-				r.conns[d.id] = &entry{params: d.params}
+				r.conns[d.id] = &entry{params: d.params, requests: d.op == opOpenReq}
 			} else {
-				e.params = d.params
+				e.params, e.requests = d.params, d.op == opOpenReq
 			}
 		case opClose:
 			if e != nil {
@@ -657,12 +685,16 @@ func (n *Node) snapshot(cursor string) []byte {
 	sort.Strings(ids)
 	limit := n.batchLimit()
 	var payload []byte
-	flags := byte(0)
+	flags := flagEntryFlags
 	for i, id := range ids {
 		e := n.local[id]
-		next := appendEntry(payload, id, e.params, sortedKeys(e.topics))
+		var ef byte
+		if e.requests {
+			ef = entryRequests
+		}
+		next := appendEntry(payload, id, ef, e.params, sortedKeys(e.topics))
 		if len(next) > limit && i > 0 {
-			flags = flagMore
+			flags |= flagMore
 			break
 		}
 		payload = next

@@ -19,10 +19,19 @@ import (
 // ErrTooLarge; or ctx's error. Options.RequestTimeout applies when ctx has
 // no deadline; the owner is given the same deadline.
 func (n *Node) Request(ctx context.Context, connID string, binary bool, data []byte) (provider.Message, error) {
+	return n.request(ctx, connID, binary, data, false)
+}
+
+// request is Request, with the request flagged redelivered on the worker's
+// side when redelivered is true (a Queue's retry).
+func (n *Node) request(ctx context.Context, connID string, binary bool, data []byte, redelivered bool) (provider.Message, error) {
 	if err := n.running(); err != nil {
 		return provider.Message{}, err
 	}
 	if c, ok := n.p.Connection(connID); ok {
+		if redelivered {
+			return c.RequestRedelivered(ctx, binary, data)
+		}
 		return c.Request(ctx, binary, data)
 	}
 	owner, ok := n.lookupRemote(connID)
@@ -46,7 +55,11 @@ func (n *Node) Request(ctx context.Context, connID string, binary bool, data []b
 	payload = appendUvarint(payload, uint64(ms))
 	payload = append(payload, data...)
 	var m provider.Message
-	r, err := n.call(ctx, owner, kindRequest, flagsOf(binary), payload)
+	flags := flagsOf(binary)
+	if redelivered {
+		flags |= flagRedelivered
+	}
+	r, err := n.call(ctx, owner, kindRequest, flags, payload)
 	if err == nil {
 		err = parseStatus(owner, connID, r, &m)
 		if err == nil && r.payload[0] != statusMessage {
@@ -82,13 +95,19 @@ func (n *Node) serveRequest(e envelope, reply func([]byte) error) {
 		return
 	}
 	data := append([]byte(nil), rest...)
-	binary := e.binary()
+	binary, redelivered := e.binary(), e.flags&flagRedelivered != 0
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		ctx, cancel := context.WithTimeout(n.ctx, time.Duration(ms)*time.Millisecond)
 		defer cancel()
-		m, err := c.Request(ctx, binary, data)
+		var m provider.Message
+		var err error
+		if redelivered {
+			m, err = c.RequestRedelivered(ctx, binary, data)
+		} else {
+			m, err = c.Request(ctx, binary, data)
+		}
 		if err != nil {
 			reply(replyStatus(err))
 			return

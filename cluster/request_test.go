@@ -35,7 +35,7 @@ func consumerOn(t *testing.T, m *member, handle func(r *consumer.Request)) *prov
 	return nil
 }
 
-func splitAddr(t *testing.T, addr string) (string, int) {
+func splitAddr(t testing.TB, addr string) (string, int) {
 	i := strings.LastIndexByte(addr, ':')
 	var port int
 	for _, ch := range addr[i+1:] {

@@ -167,7 +167,7 @@ func cfSection10() []cf.Case {
 
 // TestConformanceLimits follows section 9: a Consumer with its default
 // 16 MiB limit gets the messages of cf.Section9 and answers each with a
-// digest. The limit is checked on a Consumer whose MaxPayload is 1 MiB
+// digest. The limit is checked on a Consumer whose MaxPayloadLength is 1 MiB
 // (RFC 6455 §10.4: a larger message fails the connection with 1009,
 // §7.4.1).
 func TestConformanceLimits(t *testing.T) {
@@ -179,7 +179,7 @@ func TestConformanceLimits(t *testing.T) {
 	t.Run("16 MiB", func(t *testing.T) { cfRun(t, srv, cfDigest, nil, cf.Section9(cf.Server, digest)) })
 	const max = 1 << 20
 	t.Run("limit", func(t *testing.T) {
-		cfRun(t, srv, cfDigest, func(o *Options) { o.MaxPayload = max }, cf.LimitCases(cf.Server, max, "MaxPayload", digest))
+		cfRun(t, srv, cfDigest, func(o *Options) { o.MaxPayloadLength = max }, cf.LimitCases(cf.Server, max, "MaxPayloadLength", digest))
 	})
 }
 
@@ -237,7 +237,7 @@ func cfDeflateConnect(t *testing.T, srv *cfServer, p compress.Preset, resp compr
 	t.Helper()
 	c, s := cfConnect(t, srv, cfEcho, func(o *Options) {
 		o.Compressor = p
-		o.CompressThreshold = 1
+		o.CompressionThreshold = 1
 		if mod != nil {
 			mod(o)
 		}
@@ -284,7 +284,7 @@ func cfDeflateEcho(s *cfSession, d *cfDeflate, op frame.Opcode, msgs [][]byte, f
 			s.Fatalf("message %d: got %v, want %v", i+1, got, want)
 		}
 		if len(m) > 0 && !got.Compressed {
-			s.Fatalf("message %d: echo of %d bytes not compressed with CompressThreshold 1", i+1, len(m))
+			s.Fatalf("message %d: echo of %d bytes not compressed with CompressionThreshold 1", i+1, len(m))
 		}
 	}
 }
@@ -479,7 +479,7 @@ func TestConformanceDeflateErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, s, d := cfDeflateConnect(t, srv, pre, resp, func(o *Options) { o.MaxPayload = max })
+			_, s, d := cfDeflateConnect(t, srv, pre, resp, func(o *Options) { o.MaxPayloadLength = max })
 			s.Where = "[-, " + c.rfc + "]"
 			s.Run(c.build(d))
 		})

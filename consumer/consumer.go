@@ -41,6 +41,9 @@ type Consumer struct {
 	runGID    uint64        // id of the cycle goroutine, to spot Close from a handler
 	nc        net.Conn      // the open connection, for Destroy
 	closeOnce sync.Once
+	// handshakeErr is how the close handshake of the last connection
+	// ended (see closeOutcome), for Close.
+	handshakeErr error
 
 	isClosed  atomic.Bool
 	destroyed atomic.Bool // Destroy was called: no more OnMessage
@@ -185,18 +188,30 @@ func (c *Consumer) wait(ctx context.Context, opens uint64) error {
 // in progress has finished), and returns once the Consumer's goroutine has
 // exited and OnClose has run. Pending Connect and Ready calls return
 // [ErrClosed]. Close may be called at any time, also before Connect and more
-// than once; later calls wait like the first. It returns nil.
+// than once; later calls wait like the first.
+//
+// The first call returns nil when the Provider answered the close frame
+// (a clean close handshake), and also when there was no open connection to
+// close (before Connect, while reconnecting, or when the connection was
+// already lost or closing). It returns an error wrapping [ErrCloseTimeout]
+// when the Provider did not answer within CloseTimeout (the connection was
+// then dropped), or an error wrapping the cause when the handshake failed
+// otherwise (the close frame could not be written, TCP ended without the
+// Provider's close frame, or the Provider broke the protocol, a
+// [*CloseError]). Later calls return [ErrClosed], as does Close after
+// [Consumer.Destroy]. Called from an event handler, Close does not wait (the
+// handler runs on a goroutine it would wait for) and returns nil.
 func (c *Consumer) Close() error {
-	c.shutdown(false)
-	return nil
+	return c.shutdown(false)
 }
 
 // Destroy stops the Consumer at once: it stops reconnecting, drops the TCP
 // connection without a close handshake (a send in progress fails), delivers
 // no further message (not even one already read), and returns once the Consumer's goroutine has exited and OnClose has run.
-func (c *Consumer) Destroy() { c.shutdown(true) }
+func (c *Consumer) Destroy() { _ = c.shutdown(true) }
 
-func (c *Consumer) shutdown(destroy bool) {
+// shutdown is Close and Destroy; it returns Close's error.
+func (c *Consumer) shutdown(destroy bool) error {
 	self := c.handlerGoroutine()
 	c.mu.Lock()
 	if c.closed {
@@ -213,7 +228,7 @@ func (c *Consumer) shutdown(destroy bool) {
 		if !self {
 			<-done
 		}
-		return
+		return ErrClosed
 	}
 	c.closed = true
 	c.destroyed.Store(destroy)
@@ -232,19 +247,29 @@ func (c *Consumer) shutdown(destroy bool) {
 		// itself.
 		close(done)
 		c.emitClose(closeEvent(destroy, nil))
-		return
+		return nil
 	}
 	c.cancel() // wakes a dial or a reconnect wait
+	sent := false
 	if nc != nil {
 		if destroy {
 			_ = nc.Close()
 		} else {
-			c.sendClose(frame.CloseNormal, "")
+			// Once closed is set no connection opens, so the one this
+			// frame goes out on is the last one served.
+			sent = c.sendClose(frame.CloseNormal, "")
 		}
 	}
-	if !self {
-		<-done
+	if self {
+		return nil
 	}
+	<-done
+	if !sent {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.handshakeErr
 }
 
 // handlerGoroutine reports whether the caller is one of the Consumer's

@@ -633,7 +633,7 @@ func TestProtocolViolations(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newTestServer(t, srvOpts{onOpen: func(sc *srvConn) { _ = sc.writeRaw(tc.frame) }})
 			c, ev := newConsumer(t, s.port, func(o *Options) {
-				o.MaxPayload = 1024
+				o.MaxPayloadLength = 1024
 				o.Reconnect.Interval = time.Hour
 			})
 			if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
@@ -688,7 +688,7 @@ func TestParametersAndHeaders(t *testing.T) {
 func TestOptionsValidation(t *testing.T) {
 	bad := []Options{
 		{Port: -1}, {Port: 70000}, {Path: "connect"}, {Path: "/a?b"}, {Host: "a/b"},
-		{MaxPayload: -1}, {ReadBufferSize: 10}, {DialTimeout: -1}, {QueueLength: -1}, {QueueBytes: -1},
+		{MaxPayloadLength: -1}, {MaxPayloadLength: MaxMaxPayloadLength + 1}, {CompressionThreshold: -1}, {ReadBufferSize: 10}, {DialTimeout: -1}, {QueueLength: -1}, {QueueBytes: -1},
 		{Reconnect: Reconnect{Jitter: 1.5}}, {Reconnect: Reconnect{Backoff: 0.5}}, {Reconnect: Reconnect{Interval: -1}},
 		{Header: map[string][]string{"Sec-WebSocket-Key": {"x"}}},
 		{Header: map[string][]string{"sec-websocket-extensions": {"x"}}},
@@ -709,7 +709,7 @@ func TestOptionsValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.cfg.url != "ws://localhost:8080/connect" || c.cfg.Reconnect.MaxAttempts != -1 ||
-		c.cfg.Reconnect.Interval != time.Second || c.cfg.MaxPayload != 16<<20 || c.cfg.DialTimeout != 10*time.Second {
+		c.cfg.Reconnect.Interval != time.Second || c.cfg.MaxPayloadLength != 16<<20 || c.cfg.DialTimeout != 10*time.Second {
 		t.Fatalf("defaults: %+v", c.cfg)
 	}
 	// The rest of the defaults the README's table states.
@@ -717,7 +717,7 @@ func TestOptionsValidation(t *testing.T) {
 		c.cfg.ReadBufferSize != 4<<10 || c.cfg.Reconnect.Jitter != 0.2 ||
 		c.cfg.Reconnect.MaxInterval != 10*time.Second || c.cfg.Reconnect.Backoff != 2 ||
 		c.cfg.QueueLength != 32 || c.cfg.QueueBytes != 1<<20 ||
-		c.cfg.Compressor != compress.Disabled || c.cfg.CompressThreshold != compress.DefaultThreshold {
+		c.cfg.Compressor != compress.Disabled || c.cfg.CompressionThreshold != compress.DefaultThreshold {
 		t.Fatalf("defaults: %+v", c.cfg)
 	}
 	c, _ = New(Options{Host: "::1", Port: 9, TLS: true, Parameters: map[string]string{"a b": "c&d"}})

@@ -3,7 +3,9 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/networkcluster/networkcluster/frame"
@@ -175,6 +177,7 @@ func (c *Consumer) serve(s *session) {
 	c.mu.Unlock()
 
 	code, reason := c.readLoop(s.nc)
+	hsErr := c.closeOutcome()
 	// The connection is over (sends already fail): end TCP now rather than
 	// after the handlers have caught up.
 	_ = s.nc.Close()
@@ -191,6 +194,7 @@ func (c *Consumer) serve(s *session) {
 	c.mu.Lock()
 	c.ready = false
 	c.nc = nil
+	c.handshakeErr = hsErr
 	c.notifyLocked()
 	c.wmu.Lock()
 	c.wc = nil
@@ -208,6 +212,24 @@ func (c *Consumer) serve(s *session) {
 	if f := c.cfg.OnDisconnect; f != nil {
 		f(code, reason)
 	}
+}
+
+// closeOutcome returns how the close handshake of the connection just read
+// ended, for a Close that started it: nil when the Provider's close frame
+// came, else the error Close returns.
+func (c *Consumer) closeOutcome() error {
+	rd := &c.rd
+	switch {
+	case rd.gotClose:
+		return nil
+	case rd.failed:
+		return fmt.Errorf("consumer: close handshake: %w", &CloseError{Code: rd.failCode, Reason: rd.failWhy})
+	case errors.Is(rd.lostCause, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%w (%v): %w", ErrCloseTimeout, c.cfg.CloseTimeout, rd.lostCause)
+	case rd.lostCause != nil:
+		return fmt.Errorf("consumer: close handshake: %w", rd.lostCause)
+	}
+	return errors.New("consumer: close handshake: the connection ended without a close frame")
 }
 
 // closeReason is the reason phrase for a code this side closes with.

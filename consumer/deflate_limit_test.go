@@ -9,9 +9,9 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// MaxPayload bounds a message after decompression: an incompressible
-// message of exactly MaxPayload bytes, which deflate makes a few bytes
-// larger on the wire, is delivered. An uncompressed message over MaxPayload
+// MaxPayloadLength bounds a message after decompression: an incompressible
+// message of exactly MaxPayloadLength bytes, which deflate makes a few bytes
+// larger on the wire, is delivered. An uncompressed message over MaxPayloadLength
 // on the same connection still fails with 1009.
 func TestDeflateIncompressibleAtMaxPayload(t *testing.T) {
 	const max = 4096
@@ -23,7 +23,7 @@ func TestDeflateIncompressibleAtMaxPayload(t *testing.T) {
 	s := newTestServer(t, srvOpts{deflate: true})
 	c, ev := newConsumer(t, s.port, func(o *Options) {
 		o.Compressor = sharedPreset
-		o.MaxPayload = max
+		o.MaxPayloadLength = max
 		o.Reconnect.Interval = time.Hour
 	})
 	if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
@@ -38,7 +38,7 @@ func TestDeflateIncompressibleAtMaxPayload(t *testing.T) {
 	})
 	_, disc, _, errs, msgs := ev.snapshot()
 	if len(disc) != 0 || len(msgs) != 1 || !bytes.Equal(msgs[0].Data, random) {
-		t.Fatalf("disconnects %v, errors %v, %d messages: a %d-byte message must be delivered with MaxPayload %d", disc, errs, len(msgs), max, max)
+		t.Fatalf("disconnects %v, errors %v, %d messages: a %d-byte message must be delivered with MaxPayloadLength %d", disc, errs, len(msgs), max, max)
 	}
 
 	// Over the limit uncompressed, on the same connection: 1009.

@@ -113,7 +113,7 @@ func TestDeflateViolations(t *testing.T) {
 		frame []byte
 		code  frame.CloseCode
 	}{
-		{"inflates over MaxPayload", rawFrame(true, 4, 2, false, bomb), frame.CloseTooBig},
+		{"inflates over MaxPayloadLength", rawFrame(true, 4, 2, false, bomb), frame.CloseTooBig},
 		{"corrupt deflate", rawFrame(true, 4, 2, false, []byte{0xff, 0xff, 0xff, 0x00}), frame.CloseInvalidPayload},
 		{"inflated text not UTF-8", rawFrame(true, 4, 1, false, deflateRaw(t, []byte("ok\xff"))), frame.CloseInvalidPayload},
 		{"inflated text cut mid-character", rawFrame(true, 4, 1, false, deflateRaw(t, []byte("ok\xc3"))), frame.CloseInvalidPayload},
@@ -125,7 +125,7 @@ func TestDeflateViolations(t *testing.T) {
 			s := newTestServer(t, srvOpts{deflate: true, onOpen: func(sc *srvConn) { _ = sc.writeRaw(tc.frame) }})
 			c, ev := newConsumer(t, s.port, func(o *Options) {
 				o.Compressor = sharedPreset
-				o.MaxPayload = 1 << 20
+				o.MaxPayloadLength = 1 << 20
 				o.Reconnect.Interval = time.Hour
 			})
 			if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {

@@ -3,10 +3,22 @@ package consumer
 import (
 	"errors"
 	"strconv"
+
+	"github.com/networkcluster/networkcluster/frame"
 )
 
+// CloseCode is a WebSocket close status code, as the Provider's
+// provider.CloseCode; the constants are those of package frame
+// (frame.CloseNormal, frame.CloseGoingAway, ...).
+type CloseCode = frame.CloseCode
+
+// CloseError is a close code and reason, as the Provider's
+// provider.CloseError: a protocol violation by the Provider is reported
+// with one (to OnError). Test with errors.As.
+type CloseError = frame.CloseError
+
 // Sentinel errors. Every error the package returns wraps one of these, a
-// [*HandshakeError], a [*frame.CloseError] or the network error that caused
+// [*HandshakeError], a [*CloseError] or the network error that caused
 // it, so that errors.Is and errors.As can tell them apart.
 var (
 	// ErrInvalidOptions is wrapped by the error [New] returns for an
@@ -25,6 +37,12 @@ var (
 	// unless the cycle had already failed for good (Ready then returns that
 	// error).
 	ErrClosed = errors.New("consumer: closed")
+
+	// ErrCloseTimeout is wrapped by the error [Consumer.Close] returns when
+	// the Provider did not answer the close frame within
+	// Options.CloseTimeout (or did not take it within WriteTimeout): the
+	// connection was dropped without a clean close handshake.
+	ErrCloseTimeout = errors.New("consumer: no close frame from the Provider within CloseTimeout")
 
 	// ErrGaveUp is wrapped by the error that [Consumer.Connect] and
 	// [Consumer.Ready] return once the reconnect policy has used up its

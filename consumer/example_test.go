@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/networkcluster/networkcluster/consumer"
-	"github.com/networkcluster/networkcluster/frame"
 )
 
 // A Consumer connects to its Provider, sends a message and handles the
@@ -58,7 +57,7 @@ func ExampleConsumer_Connect_rejected() {
 	c, err := consumer.New(consumer.Options{
 		Host: "127.0.0.1",
 		Port: port,
-		OnClose: func(code frame.CloseCode, reason string) {
+		OnClose: func(code consumer.CloseCode, reason string) {
 			fmt.Println("closed:", code)
 		},
 	})
@@ -89,7 +88,7 @@ func ExampleReconnect() {
 			MaxInterval: 30 * time.Second,
 			MaxAttempts: -1,
 		},
-		OnDisconnect: func(code frame.CloseCode, reason string) {
+		OnDisconnect: func(code consumer.CloseCode, reason string) {
 			fmt.Println("lost the Provider:", code, reason)
 		},
 	})

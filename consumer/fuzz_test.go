@@ -43,8 +43,8 @@ func runReader(t testing.TB, in []byte, mod func(*Options)) (frame.CloseCode, []
 func runReaderDeflate(t testing.TB, in []byte, mod func(*Options), deflate bool) (frame.CloseCode, []Message, []byte) {
 	var msgs []Message
 	o := Options{
-		MaxPayload:     1 << 12,
-		ReadBufferSize: MinReadBufferSize,
+		MaxPayloadLength: 1 << 12,
+		ReadBufferSize:   MinReadBufferSize,
 		OnMessage: func(m Message) {
 			msgs = append(msgs, Message{Binary: m.Binary, Data: bytes.Clone(m.Data)})
 		},
@@ -85,7 +85,7 @@ func FuzzReadFrames(f *testing.F) {
 		code, msgs, out := runReader(t, in, nil)
 		for _, m := range msgs {
 			if len(m.Data) > 1<<12 {
-				t.Fatalf("delivered %d bytes over MaxPayload", len(m.Data))
+				t.Fatalf("delivered %d bytes over MaxPayloadLength", len(m.Data))
 			}
 			if !m.Binary && !utf8.Valid(m.Data) {
 				t.Fatalf("delivered invalid UTF-8 text %q", m.Data)
@@ -134,7 +134,7 @@ func FuzzReadFramesDeflate(f *testing.F) {
 		code, msgs, out := runReaderDeflate(t, in, nil, true)
 		for _, m := range msgs {
 			if len(m.Data) > 1<<12 {
-				t.Fatalf("delivered %d bytes over MaxPayload", len(m.Data))
+				t.Fatalf("delivered %d bytes over MaxPayloadLength", len(m.Data))
 			}
 			if !m.Binary && !utf8.Valid(m.Data) {
 				t.Fatalf("delivered invalid UTF-8 text %q", m.Data)

@@ -13,30 +13,33 @@ import (
 	"time"
 
 	"github.com/networkcluster/networkcluster/compress"
-	"github.com/networkcluster/networkcluster/frame"
 )
 
 // Defaults of [Options] and [Reconnect]; a zero field takes these.
 const (
-	DefaultPort           = 8080
-	DefaultPath           = "/connect"
-	DefaultHost           = "localhost"
-	DefaultDialTimeout    = 10 * time.Second
-	DefaultWriteTimeout   = 10 * time.Second
-	DefaultCloseTimeout   = time.Second
-	DefaultMaxPayload     = 16 << 20
-	DefaultReadBufferSize = 4 << 10
-	DefaultInterval       = time.Second
-	DefaultMaxAttempts    = -1 // never give up
-	DefaultBackoff        = 2
-	DefaultJitter         = 0.2
-	DefaultMaxInterval    = 10 * time.Second
-	DefaultQueueLength    = 32
-	DefaultQueueBytes     = 1 << 20
+	DefaultPort             = 8080
+	DefaultPath             = "/connect"
+	DefaultHost             = "localhost"
+	DefaultDialTimeout      = 10 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultCloseTimeout     = time.Second
+	DefaultMaxPayloadLength = 16 << 20
+	DefaultReadBufferSize   = 4 << 10
+	DefaultInterval         = time.Second
+	DefaultMaxAttempts      = -1 // never give up
+	DefaultBackoff          = 2
+	DefaultJitter           = 0.2
+	DefaultMaxInterval      = 10 * time.Second
+	DefaultQueueLength      = 32
+	DefaultQueueBytes       = 1 << 20
 
 	// NodeMaxAttempts is the attempt limit of the Node network-cluster
 	// 1.0.4 policy; see [NodeReconnect].
 	NodeMaxAttempts = 10
+
+	// MaxMaxPayloadLength is the largest accepted MaxPayloadLength: 1 GiB,
+	// as on the Provider.
+	MaxMaxPayloadLength = 1 << 30
 
 	// MinReadBufferSize is the smallest accepted ReadBufferSize: a control
 	// frame (at most 2+125 bytes on the wire from a server) always fits.
@@ -106,14 +109,15 @@ type Options struct {
 	// after a protocol error. Default 1 s.
 	CloseTimeout time.Duration
 
-	// MaxPayload is the largest inbound message, in bytes, after
-	// decompression; a larger one fails the connection with close code 1009.
+	// MaxPayloadLength is the largest inbound message, in bytes, after
+	// decompression (at most 1 GiB); a larger one fails the connection with
+	// close code 1009 [the Provider's MaxPayloadLength, same name].
 	// Default 16 MiB: Provider-to-Consumer messages carry work items, so
 	// the bound is larger than the Provider's 32 KiB inbound default, yet
 	// it keeps a misbehaving Provider from making each of thousands of
 	// Consumers in one process hold 100 MiB (the ws client's default). It
 	// matches the load test's largest message.
-	MaxPayload int64
+	MaxPayloadLength int
 	// ReadBufferSize is the read buffer each connection keeps, in bytes
 	// (at least 256). Frames that do not fit are read into a pooled buffer
 	// sized to the message, which goes back to the pool once the message
@@ -124,10 +128,11 @@ type Options struct {
 	// the Provider [the Provider's compressor option]. Default
 	// compress.Disabled: no offer.
 	Compressor compress.Preset
-	// CompressThreshold is the smallest outbound message that is
+	// CompressionThreshold is the smallest outbound message that is
 	// compressed when permessage-deflate was negotiated; smaller messages go
-	// out uncompressed. Default compress.DefaultThreshold.
-	CompressThreshold int
+	// out uncompressed [the Provider's CompressionThreshold, same name].
+	// Default compress.DefaultThreshold.
+	CompressionThreshold int
 
 	// Logger receives debug and warning records about connection attempts
 	// and losses [set_debug_logger]. Default nil: no logging.
@@ -146,7 +151,7 @@ type Options struct {
 	// the heartbeat cutoff dropped it, with the cause as the reason (the
 	// text of ErrHeartbeatCutoff, or the network or write error). It runs
 	// after the messages read before the loss have been handled.
-	OnDisconnect func(code frame.CloseCode, reason string)
+	OnDisconnect func(code CloseCode, reason string)
 	// OnMessage is called for each text or binary message, in order
 	// [message], on the Consumer's dispatcher goroutine: the connection is
 	// read on (pings answered, the close handshake run) while it works.
@@ -172,7 +177,7 @@ type Options struct {
 	// [close]: 1000 after Close, 1006 after Destroy, or 1006 when the
 	// reconnect policy gave up or the Provider answered 403 (the reason is
 	// then that error).
-	OnClose func(code frame.CloseCode, reason string)
+	OnClose func(code CloseCode, reason string)
 
 	// Addrs lists several Providers as "host:port", instead of Host and
 	// Port (Path, TLS and Parameters apply to each). The Consumer starts at
@@ -327,11 +332,11 @@ func normalize(o Options) (*config, error) {
 	if c.DialTimeout < 0 || c.WriteTimeout < 0 || c.CloseTimeout < 0 {
 		return nil, invalid("negative timeout")
 	}
-	if c.MaxPayload == 0 {
-		c.MaxPayload = DefaultMaxPayload
+	if c.MaxPayloadLength == 0 {
+		c.MaxPayloadLength = DefaultMaxPayloadLength
 	}
-	if c.MaxPayload < 0 || c.MaxPayload > 1<<40 {
-		return nil, invalid("MaxPayload %d out of range", c.MaxPayload)
+	if c.MaxPayloadLength < 0 || c.MaxPayloadLength > MaxMaxPayloadLength {
+		return nil, invalid("MaxPayloadLength %d out of range 1..%d", c.MaxPayloadLength, MaxMaxPayloadLength)
 	}
 	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = DefaultReadBufferSize
@@ -355,11 +360,11 @@ func normalize(o Options) (*config, error) {
 		return nil, invalid("Compressor: %v", err)
 	}
 	c.compress = c.Compressor
-	if c.CompressThreshold == 0 {
-		c.CompressThreshold = compress.DefaultThreshold
+	if c.CompressionThreshold == 0 {
+		c.CompressionThreshold = compress.DefaultThreshold
 	}
-	if c.CompressThreshold < 0 {
-		return nil, invalid("negative CompressThreshold")
+	if c.CompressionThreshold < 0 {
+		return nil, invalid("negative CompressionThreshold")
 	}
 
 	r := &c.Reconnect

@@ -60,12 +60,12 @@ func (rd *reader) reset(cfg *config, s *session) {
 	}
 	rd.buf = rd.buf[:cap(rd.buf)]
 	rd.r, rd.w = 0, 0
-	rd.max = cfg.MaxPayload
-	wire := cfg.MaxPayload
+	rd.max = int64(cfg.MaxPayloadLength)
+	wire := int64(cfg.MaxPayloadLength)
 	if s.deflate {
 		// A compressed message may be larger on the wire than inflated
 		// (deflate's worst case for incompressible data, zlib's
-		// deflateBound): MaxPayload holds the inflated size, checked while
+		// deflateBound): MaxPayloadLength holds the inflated size, checked while
 		// inflating, and deliver checks an uncompressed message.
 		wire += wire/8 + wire/64 + 64
 	}

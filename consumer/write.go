@@ -90,7 +90,7 @@ func (c *Consumer) writeDataLocked(op frame.Opcode, env, p []byte) error {
 		defer putBuffer(j)
 		p = j.b
 	}
-	if c.comp != nil && len(p) >= c.cfg.CompressThreshold {
+	if c.comp != nil && len(p) >= c.cfg.CompressionThreshold {
 		b := getBuffer(len(p) + 64)
 		out, err := c.comp.Compress(b.b[:0], p)
 		if err != nil {

@@ -143,7 +143,7 @@ func TestWSEcho(t *testing.T) {
 			c, r := newConsumer(t, p.port, func(o *consumer.Options) {
 				o.Parameters = map[string]string{"key": "SECRET KEY&1", "id": "é"}
 				o.Header = map[string][]string{"Authorization": {"Bearer abc"}}
-				o.MaxPayload = 4 << 20
+				o.MaxPayloadLength = 4 << 20
 				if mode.mod != nil {
 					mode.mod(o)
 				}
@@ -253,7 +253,7 @@ func TestWSEcho(t *testing.T) {
 			}
 			waitFor(t, 5*time.Second, "the reconnect", func() bool { return p.count("OPEN ") == 4 && c.Connected() })
 
-			// Over MaxPayload (4 MiB): the Consumer fails with 1009.
+			// Over MaxPayloadLength (4 MiB): the Consumer fails with 1009.
 			if err := c.Send("cmd:big:5000000"); err != nil {
 				t.Fatal(err)
 			}

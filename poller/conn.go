@@ -67,6 +67,8 @@ type Conn struct {
 	transportDone bool // netpoll's close callback ran / the reader exited
 	peerClosed    bool // the transport closed it (the peer), not a local close
 	finished      bool // OnClose has been scheduled
+	holdEOF       bool // KeepWritableAfterEOF: outlive the peer's half-close (netpoll engine)
+	peerEOF       bool // the peer half-closed and fd is our duplicate, kept for writing
 }
 
 // connCtx is a Conn seen as the context.Context netpoll carries for it, so
@@ -128,6 +130,28 @@ func (c *Conn) SetMaxBuffered(n int) {
 	c.mu.Lock()
 	c.q.SetLimit(n)
 	c.mu.Unlock()
+}
+
+// KeepWritableAfterEOF(true) asks that when the peer closes its sending
+// side (a TCP half-close), the connection stay writable until it is closed
+// here, so that an answer owed to input already received (the response to
+// a request still being checked, say) can be written: [Conn.PeerEOF] then
+// reports true, no more input comes, and [Conn.CloseAfterFlush] closes as
+// soon as the queue is written. false restores the default, where the
+// peer's half-close closes the connection. Only the netpoll engine keeps
+// the connection; on the Serve engine a half-close always ends it.
+func (c *Conn) KeepWritableAfterEOF(on bool) {
+	c.mu.Lock()
+	c.holdEOF = on
+	c.mu.Unlock()
+}
+
+// PeerEOF reports whether the peer has half-closed a connection kept
+// writable by [Conn.KeepWritableAfterEOF].
+func (c *Conn) PeerEOF() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peerEOF
 }
 
 // Buffered returns the bytes queued and not yet handed to the kernel,
@@ -330,6 +354,13 @@ func (c *Conn) lingerLocked() {
 	}
 	c.lingering = true
 	if c.nc != nil {
+		if c.peerEOF {
+			// The peer's side is closed already: nothing to wait for.
+			c.markClosedLocked(nil)
+			c.mu.Unlock()
+			c.closeTransport()
+			return
+		}
 		err := shutdownWrite(c.fd) // fd is open: !closed, and we hold mu
 		if err == nil {
 			c.mu.Unlock()
@@ -375,6 +406,9 @@ func (c *Conn) markClosedLocked(err error) {
 
 func (c *Conn) closeTransport() {
 	if c.nc != nil {
+		if c.closeKept() {
+			return
+		}
 		_ = c.nc.Close()
 		return
 	}

@@ -231,6 +231,14 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 // never during OnRequest, and before netpoll closes the descriptor.
 func (c *Conn) onNetpollClose(netpoll.Connection) error {
 	c.mu.Lock()
+	if c.holdEOF && !c.closed && c.keepAfterEOFLocked() {
+		c.mu.Unlock()
+		// Wait out a write on the old descriptor, which netpoll closes when
+		// we return.
+		c.wmu.Lock()
+		c.wmu.Unlock() //nolint:staticcheck // an empty critical section is the point
+		return nil
+	}
 	c.peerClosedLocked(nil)
 	c.transportDone = true
 	fire := c.finishLocked()
@@ -244,6 +252,48 @@ func (c *Conn) onNetpollClose(netpoll.Connection) error {
 		workers.run(c.fireClose)
 	}
 	return nil
+}
+
+// keepAfterEOFLocked keeps a connection whose peer half-closed writable (see
+// KeepWritableAfterEOF): writes go to a duplicate of its descriptor, which
+// closeKept closes. Called with c.mu held, from netpoll's close callback.
+func (c *Conn) keepAfterEOFLocked() bool {
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(c.fd), syscall.F_DUPFD_CLOEXEC, 0)
+	if e != 0 {
+		return false
+	}
+	c.fd = int(r)
+	c.peerEOF = true
+	c.wreg = false // registered, if at all, under the old descriptor number
+	if c.armed {
+		if err := c.armLocked(); err != nil {
+			c.armed = false
+		}
+	}
+	return true
+}
+
+// closeKept closes the duplicate descriptor of a kept connection (which
+// the caller marked closed) in place of netpoll, and schedules OnClose. It
+// reports false for a connection that was not kept.
+func (c *Conn) closeKept() bool {
+	c.mu.Lock()
+	if !c.peerEOF || c.transportDone {
+		kept := c.peerEOF
+		c.mu.Unlock()
+		return kept
+	}
+	c.transportDone = true
+	fd := c.fd
+	fire := c.finishLocked()
+	c.mu.Unlock()
+	c.wmu.Lock() // a write in progress has ended; none starts: c.closed
+	syscall.Close(fd)
+	c.wmu.Unlock()
+	if fire {
+		workers.run(c.fireClose)
+	}
+	return true
 }
 
 // --- the direct write path ---
@@ -332,9 +382,10 @@ func (c *Conn) directFlushLocked() {
 		c.writing = true
 		// Take the write lock before letting go of mu: a close callback that
 		// gets mu after us then waits for this write before returning.
+		fd := c.fd // kept connections switch descriptors under mu
 		c.wmu.Lock()
 		c.mu.Unlock()
-		n, total, err := s.sendmsg(c.fd)
+		n, total, err := s.sendmsg(fd)
 		c.wmu.Unlock()
 		c.mu.Lock()
 		c.writing = false

@@ -308,14 +308,19 @@ func (l *tlsLayer) decrypt() {
 		// queued an alert: it is written if the socket takes it at once,
 		// and the connection closes, as a TCP reset or EOF closes it.
 		c.mu.Lock()
-		first := !c.closed
 		if errors.Is(err, net.ErrClosed) {
 			err = io.EOF
 		}
+		// A close_notify on a connection kept writable after EOF (see
+		// KeepWritableAfterEOF) is the peer's half-close: no more input
+		// comes, and the TCP half-close that follows keeps it writable.
+		first := !c.closed && !(err == io.EOF && c.holdEOF)
 		if first && err != io.EOF {
 			c.writeAlertLocked()
 		}
-		c.peerClosedLocked(err)
+		if first {
+			c.peerClosedLocked(err)
+		}
 		c.mu.Unlock()
 		if first {
 			c.closeTransport()

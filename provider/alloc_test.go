@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/networkcluster/networkcluster/frame"
@@ -23,26 +25,32 @@ func TestAllocsReceive(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	delivered := 0
-	o := Options{OnMessage: func(c *Connection, m Message) { delivered++ }}
+	var delivered atomic.Int64
+	o := Options{OnMessage: func(c *Connection, m Message) { delivered.Add(1) }}
 	_, conn, _ := openConn(t, o)
 	one := wstest.Frame(true, frame.OpText, 0, []byte("hello, provider: a small text message"))
 	frag := append(wstest.Frame(false, frame.OpBinary, 0, make([]byte, 300)),
 		wstest.Frame(true, frame.OpContinuation, 0, make([]byte, 200))...)
 	in := make([]byte, 0, 1024)
 	for name, stream := range map[string][]byte{"single": one, "fragmented": frag} {
-		// The handler unmasks in place, so feed a fresh copy each run.
+		// The handler unmasks in place, so feed a fresh copy each run. Each
+		// run waits for its message to reach OnMessage, so that the handler
+		// side (queue, worker, delivery) is measured too.
 		allocs := testing.AllocsPerRun(1000, func() {
 			in = append(in[:0], stream...)
+			want := delivered.Load() + 1
 			if n := conn.onFrames(in); n != len(in) {
 				t.Fatalf("consumed %d of %d", n, len(in))
+			}
+			for delivered.Load() < want {
+				runtime.Gosched()
 			}
 		})
 		if allocs != 0 {
 			t.Errorf("%s: %.1f allocations per message", name, allocs)
 		}
 	}
-	if delivered == 0 {
+	if delivered.Load() == 0 {
 		t.Fatal("nothing delivered")
 	}
 }

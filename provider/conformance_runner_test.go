@@ -39,7 +39,7 @@ func cfOpen(t testing.TB, e *events, addr, target string, extra ...string) *cfSe
 		return false
 	})
 	s := &cfSession{
-		Session: cf.Session{T: t, Side: cf.Client, Peer: "Provider", Write: c.Write, ReadFrame: c.ReadFrame, Limit: 64 << 20},
+		Session: cf.Session{T: t, Side: cf.Client, Peer: "Provider", PongsAnyOrder: true, Write: c.Write, ReadFrame: c.ReadFrame, Limit: 64 << 20},
 		c:       c, conn: conn, e: e,
 	}
 	s.Finish = s.finish

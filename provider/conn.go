@@ -62,7 +62,11 @@ type Connection struct {
 	peerClosed bool // the peer's close frame was received: input is discarded
 	failed     bool // the connection was failed (RFC 6455 §7.1.7): input is discarded
 	asm        frame.Assembler
-	msg        *msgBuf // fragments of the message being assembled (pooled)
+	msg        *msgBuf // the message being assembled (pooled), charged to the budget
+	partLeft   int32   // payload bytes still to come of a frame taken in pieces; 0: none (frames are under 2 GiB: maxFrameSize)
+	partOff    int32   // payload bytes of it taken so far (the mask offset)
+	partMask   [4]byte // its masking key
+	partMasked bool
 	inflater   *compress.Decompressor
 	parse      frame.ParseOptions
 
@@ -82,6 +86,21 @@ type Connection struct {
 	awaiting atomic.Bool  // a ping was sent and not answered
 	strikes  atomic.Int32 // intervals without an answer
 	lastPing atomic.Int64 // unix nanoseconds of the last answer (pong)
+	hbKilled atomic.Bool  // the heartbeat closed it (counted once)
+
+	// Handler queue (dispatch.go), under hMu.
+	hMu          sync.Mutex
+	hHead, hTail *msgBuf     // queued messages
+	hBytes       int         // bytes queued and not yet handled
+	hPaused      atomic.Bool // input is not taken: hBytes went over MaxHandlerQueue
+	hScheduled   bool        // on the run queue, or a worker runs it
+	hOpen        bool        // OnOpen is due
+	hClose       bool        // OnClose is due (after the queued messages)
+	hDone        bool        // OnClose has run
+	runNext      *Connection // the Provider's run queue, under Provider.hpMu
+	hFailed      bool        // deliver failed the connection (handler workers only)
+	hAction      uint8       // a read-side action due after the queued messages
+	actErr       error       // actFail's error; actPeerClose's code and reason (*CloseError)
 
 	// Closing: the first close code and reason win.
 	closeMu     sync.Mutex
@@ -423,8 +442,20 @@ func (c *Connection) closeStatus() (CloseCode, string) {
 // it sends a close frame with the code err carries (1002 when it carries
 // none), reads nothing more, and closes once the frame is written and the
 // peer has closed its side, or after CloseTimeout.
+//
+// The messages received before the failure are handled first: if the
+// connection's handlers are busy, the close frame is sent once they have
+// run (so that their replies precede it).
 func (c *Connection) fail(err error) {
 	c.failed = true
+	c.releaseMsg() // nothing more is read
+	if c.deferAction(actFail, err) {
+		return
+	}
+	c.failNow(err)
+}
+
+func (c *Connection) failNow(err error) {
 	code := frame.CloseStatus(err)
 	if code == 0 {
 		code = frame.CloseProtocolError
@@ -440,20 +471,43 @@ func (c *Connection) fail(err error) {
 		c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
 		return
 	}
-	c.p.stats.protocolErrors.Add(1)
+	if code != frame.CloseTryAgainLater {
+		c.p.stats.protocolErrors.Add(1)
+	}
 	c.p.report(fmt.Errorf("provider: connection %s: %w", c.id, err))
 	c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
 }
 
 // --- receiving ---
 
-// onFrames parses and handles the complete frames at the start of in and
-// returns how many bytes it consumed.
+// onFrames parses and handles the frames at the start of in and returns how
+// many bytes it consumed. A data frame is taken as its payload arrives
+// (unmasked, its text checked, appended to the message being assembled), so
+// that the poller carries over at most a frame header or a control frame
+// (125 bytes), and invalid text fails the connection at the first bad byte.
 func (c *Connection) onFrames(in []byte) int {
 	pos := 0
 	for pos < len(in) {
 		if c.peerClosed || c.failed {
 			return len(in) // nothing more is read after a close or a failure
+		}
+		if c.hPaused.Load() {
+			// The handlers are behind: the rest waits in the poller
+			// (Options.MaxHandlerQueue) until they catch up and wake us.
+			return pos
+		}
+		if c.partLeft > 0 {
+			k := min(int(c.partLeft), len(in)-pos)
+			err := c.framePart(in[pos : pos+k])
+			pos += k
+			if err == nil && c.partLeft == 0 {
+				err = c.frameEnd(nil)
+			}
+			if err != nil {
+				c.fail(err)
+				return len(in)
+			}
+			continue
 		}
 		h, n, need, err := frame.ParseHeader(in[pos:], c.parse)
 		if err != nil {
@@ -465,13 +519,23 @@ func (c *Connection) onFrames(in []byte) int {
 		}
 		end := pos + n + int(h.Length)
 		if end > len(in) {
-			// Refuse a frame that takes its message over the limit (or
-			// breaks the fragmentation rules) before its payload arrives.
-			if err := c.asm.Check(h); err != nil {
+			if h.Op.IsControl() {
+				// At most 125 bytes: wait for all of it, after refusing
+				// a frame that breaks the rules before it arrives.
+				if err := c.asm.Check(h); err != nil {
+					c.fail(err)
+					return len(in)
+				}
+				break
+			}
+			// A data frame whose payload has not all arrived: take its
+			// header now and its payload piece by piece.
+			if err := c.frameStart(h); err != nil {
 				c.fail(err)
 				return len(in)
 			}
-			break
+			pos += n
+			continue
 		}
 		payload := in[pos+n : end]
 		if h.Masked {
@@ -486,6 +550,36 @@ func (c *Connection) onFrames(in []byte) int {
 	return pos
 }
 
+// frameStart begins a data frame whose payload will arrive in pieces.
+func (c *Connection) frameStart(h frame.Header) error {
+	if err := c.asm.Begin(h); err != nil {
+		return err
+	}
+	c.partLeft, c.partOff, c.partMask, c.partMasked = int32(h.Length), 0, h.Mask, h.Masked
+	if State(c.state.Load()) == StateOpen {
+		// Room for the whole frame at once, so that the buffer is not
+		// regrown (and copied) piece by piece.
+		c.growMsg(int(h.Length))
+	}
+	return nil
+}
+
+// framePart takes the next piece of the payload of the frame in progress.
+func (c *Connection) framePart(p []byte) error {
+	if c.partMasked {
+		frame.Mask(p, c.partMask, int(c.partOff))
+	}
+	c.partOff += int32(len(p))
+	c.partLeft -= int32(len(p))
+	if err := c.asm.Payload(p); err != nil {
+		return err
+	}
+	if State(c.state.Load()) == StateOpen {
+		return c.appendMsg(p)
+	}
+	return nil
+}
+
 func (c *Connection) onFrame(h frame.Header, payload []byte) error {
 	if err := c.asm.Begin(h); err != nil {
 		return err
@@ -493,30 +587,42 @@ func (c *Connection) onFrame(h frame.Header, payload []byte) error {
 	if h.Op.IsControl() {
 		return c.onControl(h.Op, payload)
 	}
-	closing := State(c.state.Load()) != StateOpen
 	if err := c.asm.Payload(payload); err != nil {
 		return err
 	}
+	return c.frameEnd(payload)
+}
+
+// frameEnd ends a data frame: payload is its payload when it came whole,
+// nil when it was taken in pieces (already appended to the message).
+func (c *Connection) frameEnd(payload []byte) error {
 	done, op, compressed, err := c.asm.End()
 	if err != nil {
 		return err
 	}
-	if !done {
-		if !closing {
-			c.appendMsg(payload)
-		}
-		return nil
-	}
+	closing := State(c.state.Load()) != StateOpen
 	if closing {
 		// Data after we sent close is read (the peer may not have seen our
 		// close yet) but not delivered (RFC 6455 §5.5.1).
 		c.releaseMsg()
 		return nil
 	}
+	if !done {
+		if payload != nil {
+			return c.appendMsg(payload)
+		}
+		return nil
+	}
 	data := payload
-	if c.msgLen() > 0 {
-		c.appendMsg(payload)
+	if c.msg != nil {
+		if payload != nil {
+			if err := c.appendMsg(payload); err != nil {
+				return err
+			}
+		}
 		data = c.msg.b
+	} else if data == nil {
+		data = []byte{} // an empty frame taken in pieces (none)
 	}
 	if !compressed && len(data) > c.p.o.MaxPayloadLength {
 		// With compression the wire allows for deflate's expansion; an
@@ -524,34 +630,113 @@ func (c *Connection) onFrame(h frame.Header, payload []byte) error {
 		c.releaseMsg()
 		return errTooBig
 	}
-	var scratch *[]byte
 	if compressed {
-		scratch = getScratch()
-		out, err := c.inflater.Decompress((*scratch)[:0], data, c.p.o.MaxPayloadLength)
+		out, err := c.inflate(data)
+		c.releaseMsg()
 		if err != nil {
-			putScratch(scratch)
-			c.releaseMsg()
-			return inflateError(err)
+			return err
 		}
-		*scratch = out
-		data = out
-		if op == frame.OpText && !frame.ValidUTF8(data) {
-			putScratch(scratch)
-			c.releaseMsg()
+		if op == frame.OpText && !frame.ValidUTF8(out.b) {
+			c.p.uncharge(out.charged)
+			freeMsgBuf(out)
 			return errInvalidText
 		}
+		return c.received(op, out.b, out)
 	}
-	err = c.deliver(op, data)
-	if scratch != nil {
-		putScratch(scratch)
-	}
-	c.releaseMsg()
+	err = c.received(op, data, c.msg)
+	c.msg = nil // queued, or released by received
 	return err
+}
+
+// received hands a complete message to the handler queue. m, when not
+// nil, is the buffer of ours that holds data: it is moved into the queue
+// (a large message) or released after data is copied.
+func (c *Connection) received(op frame.Opcode, data []byte, m *msgBuf) error {
+	if c.p.o.Heartbeat.Mode == HeartbeatText && op == frame.OpText && string(data) == proto.TextPong {
+		// A heartbeat answer: recorded here, on the read side, never
+		// behind a handler.
+		c.answered()
+		c.freeMsg(m)
+		return nil
+	}
+	if op == frame.OpBinary && c.v2 && len(data) > 0 {
+		if k := data[0] & 0x0f; k == proto.KindReply || k == proto.KindError {
+			// A reply to one of our requests only wakes its caller: handed
+			// on here, so that a handler waiting for it (on this very
+			// connection, say) is not waiting behind itself.
+			err := c.deliver(op, data)
+			c.freeMsg(m)
+			return err
+		}
+	}
+	if m != nil && len(data) >= moveThreshold {
+		return c.queueMove(op, m)
+	}
+	err := c.queueCopy(op, data)
+	c.freeMsg(m)
+	return err
+}
+
+func (c *Connection) freeMsg(m *msgBuf) {
+	if m != nil {
+		c.p.uncharge(m.charged)
+		freeMsgBuf(m)
+	}
 }
 
 var errTooBig = &frame.CloseError{Code: frame.CloseTooBig, Reason: "message over the max payload length"}
 
 var errInvalidText = &frame.CloseError{Code: frame.CloseInvalidPayload, Reason: "text message is not valid UTF-8"}
+
+// maxInflateRatio bounds deflate's expansion: a length-distance pair of at
+// least 2 bits yields at most 258 bytes.
+const maxInflateRatio = 1032
+
+// heapInflateLimit: an inflation whose output may exceed this goes to a
+// mapped buffer (given back to the system at once) instead of the heap.
+const heapInflateLimit = 256 << 10
+
+// inflate inflates a compressed message into a new buffer that carries its
+// budget charge. The output is limited by the max payload (1009 past it)
+// and by what is left of the memory budget (1013 past it): that much is
+// taken from the budget for the time of the inflation, so that concurrent
+// inflations never hold more than the budget between them.
+func (c *Connection) inflate(data []byte) (*msgBuf, error) {
+	p := c.p
+	max := p.o.MaxPayloadLength
+	bound := max
+	if b := (len(data)+16)*maxInflateRatio + 1024; b < bound {
+		bound = b
+	}
+	got := p.chargeUpTo(bound + 1)
+	if got < 1 {
+		p.stats.budgetCloses.Add(1)
+		return nil, errOverBudget
+	}
+	limit := got - 1 // Decompress needs room for one byte past the limit
+	// A small output grows on the heap as needed; a large one is mapped at
+	// its bound at once (its pages are only touched as they are written).
+	var out *msgBuf
+	if got <= heapInflateLimit {
+		out = newMsgBuf(msgClassSize[0])
+	} else {
+		out = newMsgBuf(got)
+	}
+	res, err := c.inflater.Decompress(out.b[:0], data, limit)
+	if err != nil {
+		p.uncharge(got)
+		freeMsgBuf(out)
+		if errors.Is(err, compress.ErrTooBig) && limit < bound {
+			p.stats.budgetCloses.Add(1)
+			return nil, errOverBudget
+		}
+		return nil, inflateError(err)
+	}
+	out.b = res
+	out.charged = len(res)
+	p.uncharge(got - len(res))
+	return out, nil
+}
 
 func inflateError(err error) error {
 	if errors.Is(err, compress.ErrTooBig) {
@@ -560,6 +745,11 @@ func inflateError(err error) error {
 	return &frame.CloseError{Code: frame.CloseInvalidPayload, Reason: "invalid compressed data"}
 }
 
+// deliver hands a complete data message on: it runs on the Provider's
+// handler workers, in order for the connection (see dispatch.go), except
+// for replies to the Provider's own requests, which the read side hands on
+// at once (received); data is valid until it returns. An error fails the
+// connection.
 func (c *Connection) deliver(op frame.Opcode, data []byte) error {
 	p := c.p
 	if p.o.Heartbeat.Mode == HeartbeatText && op == frame.OpText && string(data) == proto.TextPong {
@@ -602,6 +792,19 @@ func (c *Connection) onControl(op frame.Opcode, payload []byte) error {
 			return err
 		}
 		c.peerClosed = true
+		c.releaseMsg() // nothing more is read
+		if c.deferPeerClose(code, reason) {
+			return nil
+		}
+		c.peerCloseNow(code, string(reason))
+	}
+	return nil
+}
+
+// peerCloseNow answers the peer's close frame, or completes the closing
+// handshake we started.
+func (c *Connection) peerCloseNow(code CloseCode, reason string) {
+	{
 		// The peer started the close: answer with its code (RFC 6455
 		// §5.5.1), then release the connection once that is written.
 		var buf [2]byte
@@ -609,14 +812,13 @@ func (c *Connection) onControl(op frame.Opcode, payload []byte) error {
 		if code != frame.CloseNoStatus {
 			echo = frame.AppendClose(buf[:0], code, "")
 		}
-		if moved, _ := c.queueClose(code, string(reason), echo); moved {
+		if moved, _ := c.queueClose(code, reason, echo); moved {
 			c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
-			return nil
+			return
 		}
 		// The peer answered our close: the handshake is complete.
 		c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
 	}
-	return nil
 }
 
 // answered records a heartbeat answer.
@@ -641,68 +843,47 @@ func putScratch(b *[]byte) {
 	scratchPool.Put(b)
 }
 
-// Message assembly buffers for fragmented messages, pooled in size classes,
-// so that an idle connection holds none.
-type msgBuf struct {
-	b     []byte
-	class int // index into msgPools, or -1
+// appendMsg appends p to the message being assembled, charging the memory
+// budget for it (errOverBudget if it is not there).
+func (c *Connection) appendMsg(p []byte) error {
+	if !c.p.charge(len(p)) {
+		c.p.stats.budgetCloses.Add(1)
+		return errOverBudget
+	}
+	c.growMsg(len(p))
+	c.msg.b = append(c.msg.b, p...)
+	c.msg.charged += len(p)
+	return nil
 }
 
-var (
-	msgPools     [4]sync.Pool
-	msgClassSize = [4]int{4 << 10, 32 << 10, 256 << 10, 2 << 20}
-)
-
-// appendMsg appends p to the message being assembled.
-func (c *Connection) appendMsg(p []byte) {
+// growMsg makes room for n more bytes in the message being assembled. Only
+// bytes appended are charged to the budget: room in a large buffer is
+// mapped memory that costs nothing until written.
+func (c *Connection) growMsg(n int) {
 	m := c.msg
-	if m != nil && len(m.b)+len(p) <= cap(m.b) {
-		m.b = append(m.b, p...)
+	if m != nil && cap(m.b)-len(m.b) >= n {
 		return
 	}
-	need := len(p)
+	size := n
 	if m != nil {
-		need += len(m.b)
+		size = max(len(m.b)+n, 2*cap(m.b)) // fragments of unknown number: grow geometrically
 	}
-	var nm *msgBuf
-	for i, size := range msgClassSize {
-		if need <= size {
-			if pm, ok := msgPools[i].Get().(*msgBuf); ok {
-				nm = pm
-			} else {
-				nm = &msgBuf{b: make([]byte, 0, size), class: i}
-			}
-			break
-		}
-	}
-	if nm == nil {
-		nm = &msgBuf{b: make([]byte, 0, need+need/4), class: -1}
-	}
+	nm := newMsgBuf(size)
 	if m != nil {
 		nm.b = append(nm.b, m.b...)
+		nm.charged = m.charged
+		freeMsgBuf(m)
 	}
-	nm.b = append(nm.b, p...)
-	c.releaseMsg()
 	c.msg = nm
 }
 
-// msgLen returns the length of the message being assembled.
-func (c *Connection) msgLen() int {
-	if c.msg == nil {
-		return 0
-	}
-	return len(c.msg.b)
-}
-
-// releaseMsg gives the assembly buffer back.
+// releaseMsg gives the assembly buffer back, with its budget charge.
 func (c *Connection) releaseMsg() {
 	m := c.msg
 	if m == nil {
 		return
 	}
 	c.msg = nil
-	if m.class >= 0 {
-		m.b = m.b[:0]
-		msgPools[m.class].Put(m)
-	}
+	c.p.uncharge(m.charged)
+	freeMsgBuf(m)
 }

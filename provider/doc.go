@@ -18,15 +18,25 @@
 //	            ├─ no Auth.Handler: upgraded on the event loop
 //	            └─ Auth.Handler: upgraded on a handshake goroutine (bounded)
 //	         ─► state open ─► Options.OnOpen
-//	   bytes ─► frames parsed from the buffered bytes (package frame):
-//	            control frames answered inline; each data message, possibly
-//	            fragmented or compressed, goes to Options.OnMessage
+//	   bytes ─► frames parsed from the buffered bytes (package frame), a
+//	            data frame's payload taken as it arrives (text checked at
+//	            once): pings, pongs and heartbeat answers handled inline;
+//	            each data message, possibly fragmented or compressed, goes
+//	            to the connection's handler queue
 //	   close ─► close frames exchanged (state closing) ─► TCP closed
-//	         ─► Options.OnClose(code, reason)
 //
-// Replies written while a batch of frames is handled are flushed once per
-// batch. Writes never block the caller: each connection has an outbound
-// queue bounded by MaxBackpressure, drained by non-blocking writes.
+// The handler queue of each connection is run by a bounded pool of
+// goroutines (Options.HandlerWorkers): OnOpen, then OnMessage for each
+// message in order, then OnClose, one at a time per connection. A handler
+// may block without delaying any heartbeat, pong or other connection's
+// input. A close frame that ends a connection (a protocol error, or the
+// answer to the peer's close) follows the handling of the messages
+// received before it. Received message bytes are bounded per connection
+// (Options.MaxHandlerQueue) and for the whole Provider
+// (Options.MemoryBudget).
+//
+// Writes never block the caller: each connection has an outbound queue
+// bounded by MaxBackpressure, drained by non-blocking writes.
 //
 // One timer goroutine serves every connection: handshake and closing
 // deadlines and the heartbeat.

@@ -32,11 +32,6 @@ var (
 	// ErrAuthFailed is passed to OnError when an auth handler returns an
 	// error (wrapping it).
 	ErrAuthFailed = errors.New("provider: auth handler failed")
-	// ErrTooBig is not returned by this version: a message of any size is
-	// sent in one frame, bounded only by MaxBackpressure (which a single
-	// message may exceed when nothing else is queued). It is kept for
-	// compatibility.
-	ErrTooBig = errors.New("provider: message too big")
 	// ErrInvalidUTF8: Send or SendText with text, or Close with a reason,
 	// that is not UTF-8.
 	ErrInvalidUTF8 = errors.New("provider: text is not valid UTF-8")

@@ -118,6 +118,81 @@ func hasUpgradeHeader(req []byte) bool {
 	return false
 }
 
+// checkHeaderFields applies what the upgrader does not check to the header
+// lines of a request head (after its request line): no field value may
+// hold a control character other than horizontal tab (RFC 9110 §5.5: NUL,
+// a lone CR or LF, DEL, ...), and Sec-WebSocket-Key must appear exactly
+// once (RFC 6455 §11.3.1) as the base64 encoding of 16 bytes (§4.2.1,
+// point 5). A missing key is left to the upgrader. It allocates nothing.
+func checkHeaderFields(req []byte) bool {
+	_, req, _ = bytes.Cut(req, crlf)
+	keys := 0
+	for len(req) > 0 {
+		line, rest, found := bytes.Cut(req, crlf)
+		if !found {
+			return false
+		}
+		req = rest
+		if len(line) == 0 {
+			break // the blank line that ends the head
+		}
+		name, value, ok := bytes.Cut(line, colon)
+		if !ok {
+			return false
+		}
+		for _, b := range value {
+			if (b < 0x20 && b != '\t') || b == 0x7f {
+				return false
+			}
+		}
+		if bytes.EqualFold(name, secKeyName) {
+			keys++
+			if keys > 1 || !validKey(bytes.Trim(value, " \t")) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+var (
+	crlf       = []byte("\r\n")
+	colon      = []byte(":")
+	secKeyName = []byte("Sec-WebSocket-Key")
+)
+
+// validKey reports whether k is the base64 encoding (with padding) of 16
+// bytes: 22 characters of the alphabet, then "==", the last of the 22 one
+// that leaves the unused low bits zero.
+func validKey(k []byte) bool {
+	if len(k) != 24 || k[22] != '=' || k[23] != '=' {
+		return false
+	}
+	for i, c := range k[:22] {
+		v := base64Value(c)
+		if v < 0 || (i == 21 && v&0x0f != 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func base64Value(c byte) int {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return int(c - 'A')
+	case c >= 'a' && c <= 'z':
+		return int(c-'a') + 26
+	case c >= '0' && c <= '9':
+		return int(c-'0') + 52
+	case c == '+':
+		return 62
+	case c == '/':
+		return 63
+	}
+	return -1
+}
+
 // handshake is the state of one upgrade in progress. It is pooled; the
 // Upgrader's callbacks are bound to it once, when it is created.
 type handshake struct {

@@ -28,6 +28,9 @@ const (
 	DefaultMaxPendingHandshakes  = 1024
 	DefaultCloseTimeout          = 5 * time.Second
 	DefaultCompressionThreshold  = compress.DefaultThreshold
+	DefaultHandlerWorkers        = 1024
+	DefaultMaxHandlerQueue       = 4 << 20
+	DefaultMemoryBudget          = 256 << 20
 	minHeartbeatInterval         = 10 * time.Millisecond
 	maxMaxPayloadLength          = 1 << 30
 	handshakeTimerResolutionStep = 100 * time.Millisecond
@@ -146,7 +149,9 @@ type Message struct {
 	// Binary is true for a binary message, false for text (valid UTF-8).
 	Binary bool
 	// Data is the payload. It is only valid until the OnMessage callback
-	// returns; copy it to keep it.
+	// returns; copy it to keep it. (A large message lives in memory mapped
+	// outside the Go heap, which is unmapped when the callback returns:
+	// reading it afterwards crashes the process.)
 	Data []byte
 }
 
@@ -223,6 +228,33 @@ type Options struct {
 	// leaves netpoll's default.
 	PollLoops int
 
+	// HandlerWorkers bounds the goroutines that run OnOpen, OnMessage and
+	// OnClose for all connections (started on demand, gone when idle).
+	// Default 1024 (DefaultHandlerWorkers). Heartbeats, pings, pongs and
+	// close frames never wait for them; see OnMessage for what a blocking
+	// handler costs.
+	HandlerWorkers int
+	// MaxHandlerQueue bounds the bytes of received messages one
+	// connection may have waiting for (or in) its OnMessage. Past it, the
+	// connection's input is left unread (held by the poller, up to
+	// MaxHandlerQueue + MaxPayloadLength + 64 KiB more; a peer that sends
+	// beyond that meanwhile is closed) until the handlers have caught up
+	// with half of it, and its heartbeat is not judged meanwhile (its
+	// answers wait in that input); Stats.ReadPauses counts the pauses.
+	// Default 4 MiB (DefaultMaxHandlerQueue).
+	MaxHandlerQueue int
+	// MemoryBudget bounds, for the whole Provider, the bytes of received
+	// messages held in memory: frames being assembled, messages being
+	// inflated (each inflation holds what its output may reach, up to
+	// MaxPayloadLength, while it runs), and messages waiting for or in
+	// their OnMessage. A message that does not fit closes its connection
+	// with 1013 (try again later), counted in Stats.BudgetCloses; other
+	// connections go on. Large message buffers are mapped outside the Go
+	// heap and unmapped once handled, so memory goes back to the system at
+	// once. Default 256 MiB (DefaultMemoryBudget), and never less than 4 ×
+	// MaxPayloadLength; a value below MaxPayloadLength is invalid.
+	MemoryBudget int
+
 	// Logger receives debug and error logs; nil means silent.
 	Logger *slog.Logger
 	// OnError is told of errors that have no caller to return to: a failing
@@ -236,9 +268,18 @@ type Options struct {
 	// OnMessage. OnMessage is called for each data message, in order, never
 	// concurrently for one connection. OnClose is called once per opened
 	// connection with the close code and reason (1006 when the peer vanished
-	// without a close frame). Callbacks run on the Provider's workers: keep
-	// them short and hand long work to your own goroutines. A callback may
-	// call any method of the Connection or the Provider.
+	// without a close frame), after the OnMessage of every message received
+	// before the close. The three run on the Provider's handler workers
+	// (HandlerWorkers), never on the event loop, so a callback may block:
+	// the connection's heartbeat answers, pings and close frames are handled
+	// meanwhile, and other connections are not delayed until all workers
+	// are blocked. What blocking costs: the connection's later messages
+	// wait (past MaxHandlerQueue its input is left unread), a blocked
+	// worker is a goroutine, and once HandlerWorkers callbacks block at the
+	// same time, every connection's callbacks wait for one to return. For
+	// long work per message, hand it to your own goroutines. A callback may
+	// call any method of the Connection or the Provider, except Close and
+	// Shutdown, which wait for the callbacks.
 	OnOpen    func(c *Connection)
 	OnMessage func(c *Connection, m Message)
 	OnClose   func(c *Connection, code CloseCode, reason string)
@@ -378,6 +419,24 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.PollLoops < 0 {
 		return bad("poll loops %d", o.PollLoops)
+	}
+	switch {
+	case o.HandlerWorkers == 0:
+		o.HandlerWorkers = DefaultHandlerWorkers
+	case o.HandlerWorkers < 0:
+		return bad("handler workers %d", o.HandlerWorkers)
+	}
+	switch {
+	case o.MaxHandlerQueue == 0:
+		o.MaxHandlerQueue = DefaultMaxHandlerQueue
+	case o.MaxHandlerQueue < 0:
+		return bad("max handler queue %d", o.MaxHandlerQueue)
+	}
+	switch {
+	case o.MemoryBudget == 0:
+		o.MemoryBudget = max(DefaultMemoryBudget, 4*o.MaxPayloadLength)
+	case o.MemoryBudget < o.MaxPayloadLength:
+		return bad("memory budget %d is below the max payload length %d", o.MemoryBudget, o.MaxPayloadLength)
 	}
 	if err := o.requestDefaults(); err != nil {
 		return bad("%v", err)

@@ -68,6 +68,10 @@ type Provider struct {
 	topicMu sync.RWMutex
 	topics  map[string]*topic
 
+	hpMu sync.Mutex
+	hp   handlerPool  // runs OnOpen, OnMessage and OnClose
+	mem  atomic.Int64 // bytes of MemoryBudget in use
+
 	sessMu   sync.Mutex
 	sessions map[string]*session // de-duplication windows by Consumer session
 
@@ -92,8 +96,10 @@ func New(o Options) (*Provider, error) {
 		sessions:  make(map[string]*session),
 		done:      make(chan struct{}),
 		authSem:   make(chan struct{}, o.Auth.MaxPending),
+		hp:        handlerPool{max: o.HandlerWorkers},
 		hbHeader:  heartbeatHeader(&o),
 	}
+	p.hp.work = p.handlerWorker
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -402,9 +408,8 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 			reason = err.Error()
 		}
 	}
-	if f := p.o.OnClose; f != nil {
-		f(c, code, reason)
-	}
+	// After the messages received before the close have been handled.
+	c.queueClosed(code, reason)
 }
 
 // onHandshake handles input before the upgrade.
@@ -442,6 +447,9 @@ func (p *Provider) onHandshake(c *Connection, in []byte) int {
 	case !hasUpgradeHeader(req):
 		p.refuse(c, respUpgradeNeeded, RejectUpgrade)
 		return len(in)
+	case !checkHeaderFields(req):
+		p.refuse(c, respBadRequest, RejectBadRequest)
+		return len(in)
 	}
 	hs := p.getHandshake(c)
 	if p.o.Auth.Handler == nil {
@@ -461,6 +469,9 @@ func (p *Provider) onHandshake(c *Connection, in []byte) int {
 	}
 	hs.req = bytes.Clone(req)
 	c.setState(StateAuth)
+	// A client may half-close once its request is sent: it still gets the
+	// answer, then the close.
+	c.pc.KeepWritableAfterEOF(true)
 	// Frames sent right behind the request wait in the poller's buffer.
 	c.pc.SetMaxPending(p.maxFrameSize(true) + frame.MaxHeaderSize)
 	p.wg.Add(1)
@@ -525,6 +536,13 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		p.respond(c, hs.resp)
 		return false
 	}
+	c.pc.KeepWritableAfterEOF(false) // from now on a half-close ends the connection
+	if c.pc.PeerEOF() {
+		// The client half-closed while its upgrade was checked: it gets
+		// the answer, then the close; nothing can be read from it.
+		p.respond(c, hs.resp)
+		return false
+	}
 	// The response is queued before the connection opens: once it is open,
 	// OnClose will report it, so OnOpen must follow.
 	if err := c.pc.Write(hs.resp, nil, true); err != nil {
@@ -559,7 +577,9 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		MaxPayload: int64(p.maxFrameSize(c.deflate)),
 	}
 	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate)))
-	c.pc.SetMaxPending(p.maxFrameSize(c.deflate) + frame.MaxHeaderSize)
+	// Data frames are taken as their payload arrives (onFrames): the poller
+	// carries over at most a frame header or a control frame.
+	c.pc.SetMaxPending(p.o.MaxHandlerQueue + p.maxFrameSize(c.deflate) + maxCarried)
 	c.pc.SetMaxBuffered(p.o.MaxBackpressure)
 	if p.announce != nil {
 		_ = c.pc.WriteShared(p.announce, true)
@@ -567,9 +587,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	p.observeOpened(c) // before anyone can find c to subscribe it
 	p.register(c)
 	p.stats.opened.Add(1)
-	if f := p.o.OnOpen; f != nil {
-		f(c)
-	}
+	c.queueOpen()
 	if p.closing.Load() {
 		// Shutdown began during the upgrade and may have missed it.
 		c.closeWith(frame.CloseGoingAway, "provider shutting down")
@@ -705,6 +723,12 @@ func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 	return expired
 }
 
+// maxCarried, plus MaxHandlerQueue and a frame, caps the input the poller carries over
+// for an open connection: a partial frame header or control frame, what
+// arrives while a woken OnData runs, and what arrives while its input is
+// left unread for its handlers to catch up.
+const maxCarried = 64 << 10
+
 // handshakeExpired is the deadline of a connection whose handshake timed
 // out, for OnData to refuse.
 const handshakeExpired = -1
@@ -725,7 +749,9 @@ func (p *Provider) heartbeat() {
 	p.connMu.RUnlock()
 	max := int32(p.o.Heartbeat.MaxStrikes)
 	for _, c := range *snap {
-		if State(c.state.Load()) != StateOpen {
+		if State(c.state.Load()) != StateOpen || c.hPaused.Load() {
+			// Paused: its answers wait, unread, behind input its handlers
+			// have yet to catch up with; the peer is not at fault.
 			continue
 		}
 		switch {
@@ -736,6 +762,8 @@ func (p *Provider) heartbeat() {
 			}
 		case c.strikes.Load() < max:
 			c.strikes.Add(1)
+		case !c.hbKilled.CompareAndSwap(false, true):
+			// Killed at an earlier tick and still closing: counted once.
 		default:
 			p.stats.heartbeatKills.Add(1)
 			c.recordClose(frame.CloseAbnormal, "heartbeat: no answer after "+strconv.Itoa(int(max))+" strikes")

@@ -25,6 +25,14 @@ type Stats struct {
 	HeartbeatKills uint64
 	// ProtocolErrors counts connections failed for violating RFC 6455/7692.
 	ProtocolErrors uint64
+	// BudgetCloses counts connections closed with 1013 because a message
+	// did not fit Options.MemoryBudget.
+	BudgetCloses uint64
+	// ReadPauses counts the times a connection's input was left unread
+	// because its handler queue was over Options.MaxHandlerQueue.
+	ReadPauses uint64
+	// MemoryInUse is the part of Options.MemoryBudget in use now.
+	MemoryInUse int64
 	// Rejected counts refused upgrade requests by reason
 	// (RejectReason.String() keys: "auth", "not_found", ...).
 	Rejected map[string]uint64
@@ -55,6 +63,7 @@ type counters struct {
 	bytesOut, framesCompressed               atomic.Uint64
 	backpressureCloses, backpressureRefusals atomic.Uint64
 	heartbeatKills, protocolErrors           atomic.Uint64
+	budgetCloses, readPauses                 atomic.Uint64
 	rejected                                 [numRejectReasons]atomic.Uint64
 
 	requestsOut, requestsAnswered, requestsFailed  atomic.Uint64
@@ -79,6 +88,9 @@ func (p *Provider) Stats() Stats {
 		BackpressureRefusals: p.stats.backpressureRefusals.Load(),
 		HeartbeatKills:       p.stats.heartbeatKills.Load(),
 		ProtocolErrors:       p.stats.protocolErrors.Load(),
+		BudgetCloses:         p.stats.budgetCloses.Load(),
+		ReadPauses:           p.stats.readPauses.Load(),
+		MemoryInUse:          p.mem.Load(),
 		Rejected:             make(map[string]uint64, numRejectReasons),
 		RequestsSent:         p.stats.requestsOut.Load(),
 		RequestsAnswered:     p.stats.requestsAnswered.Load(),

@@ -2,8 +2,9 @@
 // a module of its own, so that the core never downloads client_golang.
 //
 // A [ProviderCollector] reads [provider.Provider.Stats] at each scrape (no
-// per-message cost), a [ConsumerCollector] [consumer.Consumer.Stats];
-// register them with a prometheus.Registerer:
+// per-message cost), a [ConsumerCollector] [consumer.Consumer.Stats], a
+// [QueueCollector] a job queue's [provider.Queue.Stats]; register them with
+// a prometheus.Registerer:
 //
 //	reg := prometheus.NewRegistry()
 //	reg.MustRegister(prom.NewProviderCollector(p, nil))
@@ -15,6 +16,7 @@
 // networkcluster_<side>_request_duration_seconds by outcome.
 //
 // Names follow the Prometheus conventions: the networkcluster_ prefix, the
-// side (provider_, consumer_), base units (bytes), and _total on counters.
-// [ProviderMetrics] and [ConsumerMetrics] list them.
+// side (provider_, consumer_, queue_), base units (bytes, seconds), and
+// _total on counters. [ProviderMetrics], [ConsumerMetrics] and
+// [QueueMetrics] list them.
 package prom

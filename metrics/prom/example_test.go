@@ -25,3 +25,21 @@ func ExampleNewProviderCollector() {
 	mux.Handle("/connect", p.Handler())
 	_ = mux // serve it with http.ListenAndServe(addr, mux)
 }
+
+// Export a job queue's counters and latency, labelled with its name.
+func ExampleNewQueueCollector() {
+	p, err := provider.New(provider.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	q, err := p.NewQueue(provider.QueueOptions{Topic: "resize"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prom.NewQueueCollector(q, prometheus.Labels{"queue": "resize"}))
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	_ = mux // serve it with http.ListenAndServe(addr, mux)
+}

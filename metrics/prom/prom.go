@@ -125,6 +125,47 @@ var consumerSpecs = []spec[consumer.Stats]{
 		one(func(s *consumer.Stats) float64 { return float64(s.RepliesSent) })},
 }
 
+// quantiles are the points of a provider.Latency, as the label values of
+// the queue's latency gauges.
+func quantiles(l provider.Latency) []sample {
+	return []sample{
+		{"0.5", l.P50.Seconds()}, {"0.9", l.P90.Seconds()},
+		{"0.99", l.P99.Seconds()}, {"1", l.Max.Seconds()},
+	}
+}
+
+const latencyHelp = ", over the last 2048 jobs done (0 while none), by quantile (0.5, 0.9, 0.99, and 1 for the maximum)."
+
+var queueSpecs = []spec[provider.QueueStats]{
+	{Metric{"networkcluster_queue_workers", "gauge", "", "Connections that take this queue's jobs now."},
+		one(func(s *provider.QueueStats) float64 { return float64(s.Workers) })},
+	{Metric{"networkcluster_queue_jobs_waiting", "gauge", "", "Jobs waiting for a worker now."},
+		one(func(s *provider.QueueStats) float64 { return float64(s.Queued) })},
+	{Metric{"networkcluster_queue_jobs_in_flight", "gauge", "", "Jobs with a worker now."},
+		one(func(s *provider.QueueStats) float64 { return float64(s.InFlight) })},
+	{Metric{"networkcluster_queue_jobs_submitted_total", "counter", "", "Jobs accepted by Submit and SubmitAsync."},
+		one(func(s *provider.QueueStats) float64 { return float64(s.Submitted) })},
+	{Metric{"networkcluster_queue_jobs_completed_total", "counter", "outcome",
+		"Accepted jobs that have ended, by outcome: done (a worker's result), failed (a JobError, the Submit ctx's error, or the Provider or queue closed)."},
+		func(s *provider.QueueStats) []sample {
+			return []sample{{"done", float64(s.Done)}, {"failed", float64(s.Failed)}}
+		}},
+	{Metric{"networkcluster_queue_jobs_refused_total", "counter", "", "Submit and SubmitAsync calls refused with ErrQueueFull."},
+		one(func(s *provider.QueueStats) float64 { return float64(s.Refused) })},
+	{Metric{"networkcluster_queue_attempts_total", "counter", "", "Jobs sent to a worker (redeliveries included)."},
+		one(func(s *provider.QueueStats) float64 { return float64(s.Attempts) })},
+	{Metric{"networkcluster_queue_redeliveries_total", "counter", "", "Jobs sent again, flagged redelivered, after a worker was lost, timed out or failed them retryably."},
+		one(func(s *provider.QueueStats) float64 { return float64(s.Redelivered) })},
+	{Metric{"networkcluster_queue_job_duration_seconds", "gauge", "quantile", "Time from Submit to the result of a job done" + latencyHelp},
+		func(s *provider.QueueStats) []sample { return quantiles(s.JobLatency) }},
+	{Metric{"networkcluster_queue_attempt_duration_seconds", "gauge", "quantile", "Time from sending a job done to the worker that did it to its result" + latencyHelp},
+		func(s *provider.QueueStats) []sample { return quantiles(s.AttemptLatency) }},
+	{Metric{"networkcluster_queue_duration_window_samples", "gauge", "kind", "Samples in the latency windows: job (job_duration_seconds) and attempt (attempt_duration_seconds)."},
+		func(s *provider.QueueStats) []sample {
+			return []sample{{"attempt", float64(s.AttemptLatency.N)}, {"job", float64(s.JobLatency.N)}}
+		}},
+}
+
 func metricsOf[S any](specs []spec[S]) []Metric {
 	out := make([]Metric, len(specs))
 	for i, s := range specs {
@@ -138,6 +179,9 @@ func ProviderMetrics() []Metric { return metricsOf(providerSpecs) }
 
 // ConsumerMetrics lists the metrics of a ConsumerCollector.
 func ConsumerMetrics() []Metric { return metricsOf(consumerSpecs) }
+
+// QueueMetrics lists the metrics of a QueueCollector.
+func QueueMetrics() []Metric { return metricsOf(queueSpecs) }
 
 // collector reads a Stats snapshot once per scrape.
 type collector[S any] struct {
@@ -214,3 +258,27 @@ func (c *ConsumerCollector) Describe(ch chan<- *prometheus.Desc) { c.c.describe(
 
 // Collect implements prometheus.Collector.
 func (c *ConsumerCollector) Collect(ch chan<- prometheus.Metric) { c.c.collect(ch) }
+
+// QueueCollector is a prometheus.Collector for one job queue
+// (provider.Queue): it calls Queue.Stats once per scrape (nothing on the
+// job path). Safe for concurrent use.
+//
+// Its latency metrics are gauges of the quantiles Queue.Stats computes
+// over its window of recent jobs, not a histogram: for a histogram of
+// every job, time the Submit calls.
+type QueueCollector struct {
+	c *collector[provider.QueueStats]
+}
+
+// NewQueueCollector returns a collector of q's Stats. constLabels (may be
+// nil) are added to every metric: give each queue of a process its own,
+// e.g. prometheus.Labels{"queue": "resize"}.
+func NewQueueCollector(q *provider.Queue, constLabels prometheus.Labels) *QueueCollector {
+	return &QueueCollector{newCollector(q.Stats, queueSpecs, constLabels)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *QueueCollector) Describe(ch chan<- *prometheus.Desc) { c.c.describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) { c.c.collect(ch) }

@@ -253,14 +253,7 @@ func Section6(sd Side) []Case {
 		{"6.4.2", rfc, "fail fast: a fragment ending inside a character is accepted, the next byte fails", Steps(
 			Send(sd.F(false, opText, tv.Kosme+"\xf4")),
 			Send(sd.F(false, opCont, "\x90")).Expect(EvClose(inval))), nil},
-		// 6.4.3, 6.4.4 cut one small frame into writes. The peer checks a
-		// frame (the Consumer: one that fits its read buffer) once it has
-		// all of it (Autobahn rates this NON-STRICT); the connection is
-		// failed at the end of the frame.
-		{"6.4.3", rfc, "one frame written in 3 pieces, the 2nd holding the bad bytes (failed at the frame's end)", Steps(
-			SplitAt(sd.F(true, opText, tv.Kosme+"\xf4\x90\x80\x80edited"), bad, bad+4).Expect(EvClose(inval))), nil},
-		{"6.4.4", rfc, "one frame written in 4 pieces, the 2nd a lone 0xf4 (failed at the frame's end)", Steps(
-			SplitAt(sd.F(true, opText, tv.Kosme+"\xf4\x90\x80\x80edited"), bad, bad+1, bad+2).Expect(EvClose(inval))), nil},
+		// 6.4.3, 6.4.4 cut one small frame into writes (cases6_4_3 below).
 		{"-", rfc, "fail fast: an overlong '/' in the first fragment fails before the message ends", Steps(
 			Send(sd.F(false, opText, "ok so far \xc0\xaf")).Expect(EvClose(inval))), nil},
 		{"-", rfc, "text ending inside a character", Steps(Send(sd.F(true, opText, "abc\xe2\x82")).Expect(EvClose(inval))), nil},
@@ -268,6 +261,7 @@ func Section6(sd Side) []Case {
 		{"-", rfc, "a character split over 3 fragments with a ping inside", Steps(Send(sd.F(false, opText, "\xf0\x9f"), sd.F(true, opPing, "p"), sd.F(false, opCont, "\x8e"), sd.F(true, opCont, "\x89")).Expect(EvPong("p"), EvText("🎉"))), nil},
 		{"-", rfc, "invalid UTF-8 in a binary message is data, not text", Steps(Send(sd.F(true, opBinary, tv.KosmeBad)).Expect(EvBin([]byte(tv.KosmeBad)))), nil},
 	}
+	cs = append(cs, cases6_4_3(sd, bad)...)
 	for _, v := range tv.UTF8Vectors() {
 		want := EvText(v.Data)
 		if !v.Valid {
@@ -484,4 +478,41 @@ func Section10(sd Side) []Case {
 		add("-", fmt.Sprintf("text of 200000 bytes in fragments of %d (length-encoding boundaries)", size), opText, tv.Text(200000), size)
 	}
 	return cs
+}
+
+// cases6_4_3 are 6.4.3 and 6.4.4: one small text frame written in pieces,
+// one of them holding the bytes that make the text invalid. The Provider
+// is strict: it takes a frame's payload as it arrives and fails the
+// connection as soon as the bad bytes are in, before the rest of the frame
+// is written (the rest follows its close frame). The Consumer checks a
+// frame that fits its read buffer once it has all of it (Autobahn rates
+// this NON-STRICT): it fails the connection at the end of the frame.
+func cases6_4_3(sd Side, bad int) []Case {
+	const rfc = "RFC 6455 §5.6, §8.1; RFC 3629"
+	inval := frame.CloseInvalidPayload
+	f := func() []byte { return sd.F(true, opText, tv.Kosme+"\xf4\x90\x80\x80edited") }
+	strict := func(cuts ...int) []Step {
+		b := f()
+		var pieces [][]byte
+		prev := 0
+		for _, c := range cuts {
+			pieces = append(pieces, b[prev:c])
+			prev = c
+		}
+		st := Each(pieces...).Expect(EvClose(inval))
+		st.Trail = [][]byte{b[prev:]}
+		return Steps(st)
+	}
+	if sd == Client {
+		return []Case{
+			{"6.4.3", rfc, "one frame written in 3 pieces, the 2nd holding the bad bytes (failed on the 2nd)", strict(bad, bad+4), nil},
+			{"6.4.4", rfc, "one frame written in 4 pieces, the 2nd a lone 0xf4 (failed on the 3rd, 0x90)", strict(bad, bad+1, bad+2), nil},
+		}
+	}
+	return []Case{
+		{"6.4.3", rfc, "one frame written in 3 pieces, the 2nd holding the bad bytes (failed at the frame's end)", Steps(
+			SplitAt(f(), bad, bad+4).Expect(EvClose(inval))), nil},
+		{"6.4.4", rfc, "one frame written in 4 pieces, the 2nd a lone 0xf4 (failed at the frame's end)", Steps(
+			SplitAt(f(), bad, bad+1, bad+2).Expect(EvClose(inval))), nil},
+	}
 }

@@ -1,0 +1,396 @@
+package provider
+
+import (
+	"encoding/binary"
+	"sync"
+
+	"github.com/networkcluster/networkcluster/frame"
+	"github.com/networkcluster/networkcluster/internal/bigbuf"
+)
+
+// The handler side of a connection.
+//
+// The read side (OnData, on the poller's workers) parses frames, answers
+// control frames and records heartbeat answers itself, at once, whatever the
+// user's handlers are doing. Each complete data message is put on the
+// connection's handler queue, and the connection on the Provider's run
+// queue; a pool of at most Options.HandlerWorkers goroutines runs OnOpen,
+// OnMessage (through deliver) and OnClose from there, in order per
+// connection and one at a time per connection. So a handler that blocks
+// delays only its own connection's later messages and takes one worker; it
+// never delays a pong, a close or another connection's input.
+//
+// The queue is a list of segments (msgBuf): a small message is copied into
+// the last segment as a record [op][length, 4 bytes LE][data]; a large one
+// already held in a buffer of ours (assembled from fragments or frame
+// pieces, or inflated) becomes a segment of its own without a copy.
+
+const recHeader = 5
+
+// handlerPool runs connections' handler queues on at most max goroutines,
+// started on demand; each exits when the run queue is empty.
+type handlerPool struct {
+	work    func() // Provider.handlerWorker
+	max     int
+	running int
+	head    *Connection // run queue, linked through Connection.runNext
+	tail    *Connection
+}
+
+// schedule puts c (whose c.hScheduled the caller set) on the run queue and
+// starts a worker if the bound allows.
+func (p *Provider) schedule(c *Connection) {
+	p.hpMu.Lock()
+	hp := &p.hp
+	if hp.tail == nil {
+		hp.head = c
+	} else {
+		hp.tail.runNext = c
+	}
+	hp.tail = c
+	if hp.running < hp.max {
+		hp.running++
+		p.hpMu.Unlock()
+		p.wg.Add(1)
+		go p.hp.work() // a func value made once: go allocates nothing
+		return
+	}
+	p.hpMu.Unlock()
+}
+
+func (p *Provider) handlerWorker() {
+	defer p.wg.Done()
+	for {
+		p.hpMu.Lock()
+		hp := &p.hp
+		c := hp.head
+		if c == nil {
+			hp.running--
+			p.hpMu.Unlock()
+			return
+		}
+		hp.head = c.runNext
+		if hp.head == nil {
+			hp.tail = nil
+		}
+		c.runNext = nil
+		p.hpMu.Unlock()
+		c.runHandlers()
+	}
+}
+
+// runHandlers runs what the connection's handler queue holds now: OnOpen
+// if due, the queued messages in order, and OnClose once nothing precedes
+// it. If more arrived meanwhile, the connection goes to the back of the run
+// queue, so that a busy connection does not starve the others.
+func (c *Connection) runHandlers() {
+	p := c.p
+	c.hMu.Lock()
+	open := c.hOpen
+	c.hOpen = false
+	segs := c.hHead
+	c.hHead, c.hTail = nil, nil
+	var act uint8
+	if segs == nil {
+		act = c.hAction // after the messages received before it
+		c.hAction = 0
+	}
+	closing := !open && segs == nil && act == 0 && c.hClose
+	c.hMu.Unlock()
+
+	if open {
+		if f := p.o.OnOpen; f != nil {
+			f(c)
+		}
+	}
+	for segs != nil {
+		s := segs
+		segs = s.next
+		s.next = nil
+		if s.whole {
+			c.handle(s.op, s.b)
+		} else {
+			for b := s.b; len(b) >= recHeader; {
+				n := int(binary.LittleEndian.Uint32(b[1:recHeader]))
+				c.handle(frame.Opcode(b[0]), b[recHeader:recHeader+n])
+				b = b[recHeader+n:]
+			}
+		}
+		p.uncharge(s.charged)
+		c.hMu.Lock()
+		resume := c.handledLocked(s.queued)
+		c.hMu.Unlock()
+		if resume {
+			c.strikes.Store(0) // not judged while its input was left unread
+			c.pc.Wake()        // OnData takes the input it left
+		}
+		freeMsgBuf(s)
+	}
+	switch act {
+	case actFail:
+		c.failNow(c.actErr)
+	case actPeerClose:
+		ce := c.actErr.(*CloseError)
+		c.peerCloseNow(ce.Code, ce.Reason)
+	}
+	if closing {
+		code, reason := c.closeStatus()
+		if f := p.o.OnClose; f != nil {
+			f(c, code, reason)
+		}
+	}
+
+	c.hMu.Lock()
+	if closing {
+		c.hClose = false
+		c.hDone = true
+	}
+	if c.hHead != nil || c.hOpen || c.hClose || c.hAction != 0 {
+		c.hMu.Unlock()
+		p.schedule(c)
+		return
+	}
+	c.hScheduled = false
+	c.hMu.Unlock()
+}
+
+// handle delivers a queued message, unless an earlier one failed the
+// connection (the rest, which came after the violation, is dropped).
+func (c *Connection) handle(op frame.Opcode, data []byte) {
+	if c.hFailed {
+		return
+	}
+	if err := c.deliver(op, data); err != nil {
+		c.hFailed = true
+		c.failNow(err)
+	}
+}
+
+// kick schedules the connection unless it is scheduled; called with c.hMu
+// held, it returns with it released.
+func (c *Connection) kickLocked() {
+	if c.hScheduled {
+		c.hMu.Unlock()
+		return
+	}
+	c.hScheduled = true
+	c.hMu.Unlock()
+	c.p.schedule(c)
+}
+
+// Actions of the read side that must follow the handling of the messages
+// received before them.
+const (
+	actFail      = 1 // failNow(actErr)
+	actPeerClose = 2 // peerCloseNow with actErr's code and reason
+)
+
+// deferAction reports whether the handlers are busy, in which case it
+// leaves the failure for the handler worker to carry out after them. The
+// read side stops reading either way, so the action is the last thing
+// queued.
+func (c *Connection) deferAction(act uint8, err error) bool {
+	c.hMu.Lock()
+	if c.hHead == nil && !c.hScheduled {
+		c.hMu.Unlock()
+		return false
+	}
+	c.actErr = err
+	c.hAction = act
+	c.hMu.Unlock()
+	return true
+}
+
+// deferPeerClose is deferAction for the answer to the peer's close frame;
+// reason is copied.
+func (c *Connection) deferPeerClose(code CloseCode, reason []byte) bool {
+	c.hMu.Lock()
+	if c.hHead == nil && !c.hScheduled {
+		c.hMu.Unlock()
+		return false
+	}
+	c.actErr = &CloseError{Code: code, Reason: string(reason)}
+	c.hAction = actPeerClose
+	c.hMu.Unlock()
+	return true
+}
+
+// queueOpen queues the OnOpen call, the first of the connection.
+func (c *Connection) queueOpen() {
+	if c.p.o.OnOpen == nil {
+		return
+	}
+	c.hMu.Lock()
+	c.hOpen = true
+	c.kickLocked()
+}
+
+// queueClosed queues the OnClose call, the last of the connection: it runs
+// once every message received before it has been handled.
+func (c *Connection) queueClosed(code CloseCode, reason string) {
+	c.hMu.Lock()
+	if c.hDone || c.hClose {
+		c.hMu.Unlock()
+		return
+	}
+	c.recordClose(code, reason) // closeStatus gives it to OnClose
+	c.hClose = true
+	c.kickLocked()
+}
+
+// moveThreshold: a message at least this large, already in a buffer of
+// ours, is queued by moving the buffer rather than copying it.
+const moveThreshold = 32 << 10
+
+// queueCopy queues a copy of a message (data is the caller's). It returns
+// errOverBudget (close 1013) when the memory budget has no room for it.
+func (c *Connection) queueCopy(op frame.Opcode, data []byte) error {
+	n := recHeader + len(data)
+	if !c.p.charge(n) {
+		c.p.stats.budgetCloses.Add(1)
+		return errOverBudget
+	}
+	c.hMu.Lock()
+	t := c.hTail
+	if t == nil || t.whole || cap(t.b)-len(t.b) < n {
+		t = newMsgBuf(max(n, msgClassSize[0]))
+		c.appendSegLocked(t)
+	}
+	var hdr [recHeader]byte
+	hdr[0] = byte(op)
+	binary.LittleEndian.PutUint32(hdr[1:], uint32(len(data)))
+	t.b = append(append(t.b, hdr[:]...), data...)
+	t.charged += n
+	t.queued += n
+	c.addQueuedLocked(n)
+	c.kickLocked()
+	return nil
+}
+
+// queueMove queues m, one whole message whose budget charge m.charged
+// carries; the queue owns m from then on.
+func (c *Connection) queueMove(op frame.Opcode, m *msgBuf) error {
+	c.hMu.Lock()
+	m.whole, m.op, m.queued = true, op, len(m.b)
+	c.appendSegLocked(m)
+	c.addQueuedLocked(len(m.b))
+	c.kickLocked()
+	return nil
+}
+
+// addQueuedLocked counts n more bytes waiting for the handlers; past
+// MaxHandlerQueue, the read side stops taking input from the connection
+// (onFrames) until the handlers have caught up with half of it.
+func (c *Connection) addQueuedLocked(n int) {
+	c.hBytes += n
+	if c.hBytes > c.p.o.MaxHandlerQueue && !c.hPaused.Load() {
+		c.hPaused.Store(true)
+		c.p.stats.readPauses.Add(1)
+	}
+}
+
+// handledLocked counts n queued bytes as handled, and reports whether
+// reading resumes.
+func (c *Connection) handledLocked(n int) bool {
+	c.hBytes -= n
+	if c.hPaused.Load() && c.hBytes <= c.p.o.MaxHandlerQueue/2 {
+		c.hPaused.Store(false)
+		return true
+	}
+	return false
+}
+
+func (c *Connection) appendSegLocked(s *msgBuf) {
+	if c.hTail == nil {
+		c.hHead = s
+	} else {
+		c.hTail.next = s
+	}
+	c.hTail = s
+}
+
+var (
+	errOverBudget = &frame.CloseError{Code: frame.CloseTryAgainLater, Reason: "server busy: memory budget for messages exhausted"}
+)
+
+// --- the memory budget ---
+
+// charge takes n bytes of the Provider's MemoryBudget, reporting false
+// (and taking nothing) if they are not there.
+func (p *Provider) charge(n int) bool {
+	if p.mem.Add(int64(n)) > int64(p.o.MemoryBudget) {
+		p.mem.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// chargeUpTo takes up to n bytes of the budget and returns how many it took.
+func (p *Provider) chargeUpTo(n int) int {
+	for {
+		used := p.mem.Load()
+		take := min(int64(n), int64(p.o.MemoryBudget)-used)
+		if take <= 0 {
+			return 0
+		}
+		if p.mem.CompareAndSwap(used, used+take) {
+			return int(take)
+		}
+	}
+}
+
+func (p *Provider) uncharge(n int) {
+	if n != 0 {
+		p.mem.Add(-int64(n))
+	}
+}
+
+// --- message buffers ---
+
+// msgBuf is a message buffer: a fragment assembly buffer, an inflation
+// output, or a segment of a handler queue. Small ones are pooled in size
+// classes on the heap; larger ones are mapped outside the heap (bigbuf) and
+// unmapped when released, so the memory of a large message goes back to the
+// system as soon as it has been handled.
+type msgBuf struct {
+	b       []byte
+	class   int     // index into msgPools, or -1: a bigbuf mapping
+	charged int     // bytes of the memory budget it holds
+	queued  int     // bytes it counts in its handler queue
+	next    *msgBuf // the next segment of a handler queue
+	whole   bool    // b is one whole message of opcode op
+	op      frame.Opcode
+}
+
+var (
+	msgPools     [3]sync.Pool
+	msgClassSize = [3]int{4 << 10, 32 << 10, 256 << 10}
+)
+
+// newMsgBuf returns an empty buffer with room for at least n bytes.
+func newMsgBuf(n int) *msgBuf {
+	for i, size := range msgClassSize {
+		if n <= size {
+			if m, ok := msgPools[i].Get().(*msgBuf); ok {
+				return m
+			}
+			return &msgBuf{b: make([]byte, 0, size), class: i}
+		}
+	}
+	return &msgBuf{b: bigbuf.Alloc(n)[:0], class: -1}
+}
+
+// freeMsgBuf releases m; its budget charge is the caller's business.
+func freeMsgBuf(m *msgBuf) {
+	if m == nil {
+		return
+	}
+	m.next, m.whole, m.charged, m.queued = nil, false, 0, 0
+	if m.class < 0 {
+		bigbuf.Free(m.b)
+		m.b = nil
+		return
+	}
+	m.b = m.b[:0]
+	msgPools[m.class].Put(m)
+}
