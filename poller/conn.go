@@ -155,10 +155,11 @@ func (c *Conn) PeerEOF() bool {
 }
 
 // Buffered returns the bytes queued and not yet handed to the kernel,
-// including those of a write in progress.
+// including those of a write in progress. With TLS it counts what was
+// queued (the plaintext), not the records' overhead.
 func (c *Conn) Buffered() int {
 	c.mu.Lock()
-	n := c.outLenLocked()
+	n := c.bufferedLocked()
 	c.mu.Unlock()
 	return n
 }

@@ -395,6 +395,12 @@ func (c *Conn) directFlushLocked() {
 			break
 		}
 		q.Advance(n)
+		if q != &c.q {
+			c.tls.outPlain = max(0, c.tls.outPlain-n)
+			if q.Len() == 0 {
+				c.tls.outPlain = 0
+			}
+		}
 		if err == syscall.EINTR {
 			continue
 		}
@@ -474,7 +480,9 @@ func (c *Conn) sealLocked(s *scratch) error {
 		c.flushing = false
 		return nil
 	}
-	c.q.Advance(min(n, c.q.Len()))
+	n = min(n, c.q.Len())
+	c.q.Advance(n)
+	c.tls.outPlain += n
 	if err != nil {
 		e := &opError{op: "tls write", err: err}
 		c.markClosedLocked(e)

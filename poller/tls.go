@@ -73,8 +73,11 @@ type tlsLayer struct {
 	cfg *tls.Config
 	tc  *tls.Conn // set with the first input
 
-	// out holds encrypted records not yet written; guarded by c.mu.
-	out frame.Queue
+	// out holds encrypted records not yet written, and outPlain the
+	// plaintext they carry, at most (it drops by each byte written); both
+	// guarded by c.mu.
+	out      frame.Queue
+	outPlain int
 
 	mu     sync.Mutex
 	state  uint8
@@ -526,8 +529,19 @@ func (c *Conn) outLenLocked() int {
 // records queued together, as frame.Queue applies it to its own bytes: an
 // empty connection admits anything, force admits regardless.
 func (c *Conn) tlsAdmitLocked(size int, force bool) bool {
-	limit, n := c.q.Limit(), c.outLenLocked()
-	return force || limit == 0 || n == 0 || n+size <= limit
+	limit, n := c.q.Limit(), c.bufferedLocked()
+	return force || limit == 0 || c.outLenLocked() == 0 || n+size <= limit
+}
+
+// bufferedLocked is what Buffered reports: the plaintext queued, and for
+// TLS the plaintext of the records not yet written (not the records'
+// overhead, so that the outbound limit counts what the handler queued).
+func (c *Conn) bufferedLocked() int {
+	n := c.q.Len()
+	if c.tls != nil {
+		n += min(c.tls.out.Len(), c.tls.outPlain)
+	}
+	return n
 }
 
 // resetOutLocked drops everything queued.
@@ -535,6 +549,7 @@ func (c *Conn) resetOutLocked() {
 	c.q.Reset()
 	if c.tls != nil {
 		c.tls.out.Reset()
+		c.tls.outPlain = 0
 	}
 }
 
