@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -294,6 +295,7 @@ type suiteFlags struct {
 	parallel, sources                  int
 	serveArgs                          string
 	peers, peersDir                    string
+	wss                                string
 	jsonPath, svg                      string
 	quiet, check                       bool
 }
@@ -345,6 +347,9 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		"compress: server presets, comma-separated (our Provider only)")
 	fs.IntVar(&f.parallel, "parallel", defaultParallel, "connections dialed at once")
 	fs.IntVar(&f.sources, "sources", defaultSources, "spread connections over 127.0.0.1 … 127.0.0.N")
+	fs.StringVar(&f.wss, "wss", map[bool]string{false: "", true: "connect,idle,echo"}[compare],
+		"scenarios also run over wss (connect, idle, echo): ours on the event loop and with a goroutine per connection"+
+			map[bool]string{false: "", true: ", and the peers that serve TLS (gorilla, nbio)"}[compare])
 	fs.StringVar(&f.serveArgs, "serve-args", "", "extra flags for loadtest serve, space-separated (e.g. \"--max-backpressure 65536\")")
 	if compare {
 		fs.StringVar(&f.peers, "peers", "gorilla,nbio,gobwas,rawtcp", "peer servers, comma-separated")
@@ -376,6 +381,18 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 	if !f.quiet {
 		prog = newProgress(stderr)
 	}
+	var certs *tlsFiles
+	if slices.ContainsFunc(scs, func(sc scenarioConfig) bool { return sc.TLS }) {
+		servers = append(servers, oursGoroutines)
+		tmp, err := os.MkdirTemp("", "loadtest-tls-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if certs, err = writeTLSFiles(tmp); err != nil {
+			return err
+		}
+	}
 	peerBin := ""
 	if compare {
 		for p := range strings.SplitSeq(f.peers, ",") {
@@ -404,7 +421,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 		serveExtra = strings.Fields(s)
 	}
 	started := time.Now()
-	results := runPlan(ctx, prog, scs, servers, peerBin, serveExtra, f.runs, f.sources)
+	results := runPlan(ctx, prog, scs, servers, peerBin, serveExtra, f.runs, f.sources, certs)
 	envi := currentEnv()
 	aggs := summarize(results, servers)
 	fmt.Fprintf(stdout, "network-cluster load test: %s, %s", name, envi)
@@ -523,6 +540,33 @@ func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 			return nil, fmt.Errorf("%w: unknown scenario %q (want %s)", ErrUsage, s, strings.Join(scenarioNames, ", "))
 		}
 	}
+	for s := range strings.SplitSeq(f.wss, ",") {
+		s = strings.TrimSpace(s)
+		sc := base
+		sc.Scenario, sc.TLS = s, true
+		switch s {
+		case "":
+			continue
+		case scConnect:
+			sc.Conns = f.connectConns
+			out = append(out, sc)
+		case scIdle:
+			sc.Conns = f.idleConns
+			out = append(out, sc)
+		case scEcho:
+			sc.Conns, sc.Size = f.echoConns, f.echoSize
+			for k := range strings.SplitSeq(f.echoInflight, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(k))
+				if err != nil {
+					return nil, fmt.Errorf("%w: --echo-inflight %q", ErrUsage, f.echoInflight)
+				}
+				sc.Inflight = n
+				out = append(out, sc)
+			}
+		default:
+			return nil, fmt.Errorf("%w: --wss: %q (want connect, idle or echo)", ErrUsage, s)
+		}
+	}
 	for i := range out {
 		out[i].defaults()
 		if err := out[i].validate(); err != nil {
@@ -539,7 +583,7 @@ func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 // on a fresh server process, runs times; failures are recorded in the
 // results and do not stop the others.
 func runPlan(ctx context.Context, prog *progress, scs []scenarioConfig, servers []string, peerBin string,
-	serveExtra []string, runs, sources int) []*result {
+	serveExtra []string, runs, sources int, certs *tlsFiles) []*result {
 	var results []*result
 	for run := 1; run <= runs; run++ {
 		for _, sc := range scs {
@@ -550,26 +594,39 @@ func runPlan(ctx context.Context, prog *progress, scs []scenarioConfig, servers 
 				if (s == "rawtcp" && sc.Scenario != scEcho) || ((sc.Scenario == scCompress || sc.Scenario == scRequest || sc.Scenario == scJobs) && s != ours) {
 					continue
 				}
+				if !servesScheme(s, sc.TLS) {
+					continue
+				}
 				var spec serverSpec
-				if s == ours {
+				if s == ours || s == oursGoroutines {
 					extra := slices.Clone(serveExtra)
 					if sc.Scenario == scCompress {
 						extra = append(extra, "--compressor", sc.Preset)
+					}
+					if sc.TLS {
+						extra = append(extra, "--tls-cert", certs.cert, "--tls-key", certs.key)
+					}
+					if s == oursGoroutines {
+						extra = append(extra, "--tls-goroutines")
 					}
 					var err error
 					if spec, err = selfServe(extra...); err != nil {
 						results = append(results, failed(sc, s, run, err))
 						continue
 					}
+					spec.Name = s
 				} else {
 					spec = peerSpec(peerBin, s)
+					if sc.TLS {
+						spec.Args = append(spec.Args, "--tls-cert", certs.cert, "--tls-key", certs.key)
+					}
 				}
 				if runs > 1 {
 					prog.Printf("run %d/%d: %s against %s", run, runs, sc.label(), s)
 				} else {
 					prog.Printf("%s against %s", sc.label(), s)
 				}
-				rs := runOne(ctx, prog, spec, sc, sources)
+				rs := runOne(ctx, prog, spec, sc, sources, certs)
 				for _, r := range rs {
 					r.Run = run
 					if r.Error != "" {
@@ -584,12 +641,16 @@ func runPlan(ctx context.Context, prog *progress, scs []scenarioConfig, servers 
 }
 
 // runOne starts the server, runs one scenario and stops the server.
-func runOne(ctx context.Context, prog *progress, spec serverSpec, sc scenarioConfig, sources int) []*result {
+func runOne(ctx context.Context, prog *progress, spec serverSpec, sc scenarioConfig, sources int, certs *tlsFiles) []*result {
 	proc, err := startServer(ctx, spec)
 	if err != nil {
 		return []*result{failed(sc, spec.Name, 0, err)}
 	}
 	base := baseClient()
+	if sc.TLS {
+		base.TLS = certs.client.Clone()
+		base.TLS.ServerName, _, _ = net.SplitHostPort(proc.Addr)
+	}
 	if sc.Scenario == scCompress {
 		base.Preset, _ = compress.ParsePreset(defaultClientPreset)
 	}

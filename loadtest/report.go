@@ -527,8 +527,12 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 		c.judge(ok)
 		out = append(out, c)
 	}
+	isWSS := func(a *aggregate) bool { return strings.HasPrefix(a.Label, "wss ") }
 	isScenario := func(sc string, m func(*aggregate) bool) func(*aggregate) bool {
-		return func(a *aggregate) bool { return a.Scenario == sc && m(a) }
+		return func(a *aggregate) bool { return a.Scenario == sc && !isWSS(a) && m(a) }
+	}
+	wss := func(sc string, m func(*aggregate) bool) func(*aggregate) bool {
+		return func(a *aggregate) bool { return a.Scenario == sc && isWSS(a) && m(a) }
 	}
 	if has("nbio") {
 		ratio("idle memory per connection below nbio's", "ours÷nbio < 1",
@@ -545,7 +549,7 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 		var best metric
 		bestName := ""
 		for _, s := range servers {
-			if s == ours || s == "rawtcp" {
+			if s == ours || s == "rawtcp" || s == oursGoroutines {
 				continue
 			}
 			if p := findAgg(aggs, s, k16); p != nil {
@@ -566,7 +570,32 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 				k16, "msgs_per_s", "rawtcp", func(r float64) bool { return r >= 0.8 })
 		}
 	}
-	notSlow := func(a *aggregate) bool { return !strings.Contains(a.Label, "not reading") }
+	// wss on the event loop: idle memory and goroutines, and at least the
+	// goroutine engine's echo and handshake rates.
+	if o := findAgg(aggs, ours, wss(scIdle, labelHas(""))); o != nil {
+		// Absolute bounds: the range over runs is that of our figure.
+		bound := func(target, want, key string, limit float64) {
+			m, ok := o.metric(key)
+			if !ok {
+				return
+			}
+			c := targetCheck{Target: target, Label: o.Label, Want: want, Ours: m.Value, Other: limit, Ratio: m.Value / limit}
+			if m.Max > m.Min {
+				c.RatioMin, c.RatioMax = m.Min/limit, m.Max/limit
+			}
+			c.judge(func(r float64) bool { return r <= 1 })
+			out = append(out, c)
+		}
+		bound("wss idle: server RSS per connection at most 10 KB", "÷10 KB ≤ 1", "rss_per_conn", 10<<10)
+		bound("wss idle: goroutines independent of the connections (at most 64 at any N)", "goroutines÷64 ≤ 1", "goroutines", 64)
+	}
+	if has(oursGoroutines) {
+		ratio("wss echo 64 B, 16 in flight: messages/s at least the goroutine engine's", "ours÷goroutines ≥ 1",
+			wss(scEcho, labelHas(" k=16")), "msgs_per_s", oursGoroutines, func(r float64) bool { return r >= 1 })
+		ratio("wss connect: handshakes/s at least the goroutine engine's", "ours÷goroutines ≥ 1",
+			wss(scConnect, labelHas("")), "upgrades_per_s", oursGoroutines, func(r float64) bool { return r >= 1 })
+	}
+	notSlow := func(a *aggregate) bool { return !isWSS(a) && !strings.Contains(a.Label, "not reading") }
 	if has("gorilla") {
 		ratio("broadcast 1 KB: deliveries/s at least 2× gorilla's", "ours÷gorilla ≥ 2",
 			isScenario(scBroadcast, notSlow), "deliveries_per_s", "gorilla", func(r float64) bool { return r >= 2 })

@@ -61,10 +61,17 @@ type scenarioConfig struct {
 	// KillShare is the share of workers of the jobs scenario that drop
 	// their TCP connection halfway through the measured window.
 	KillShare float64
+	// TLS runs the scenario over wss (the label starts with "wss ").
+	TLS bool `json:",omitempty"`
 }
 
 // label identifies a scenario's rows across servers and runs.
 func (sc scenarioConfig) label() string {
+	if sc.TLS {
+		plain := sc
+		plain.TLS = false
+		return "wss " + plain.label()
+	}
 	switch sc.Scenario {
 	case scEcho:
 		return fmt.Sprintf("echo %s n=%d k=%d", sizeLabel(sc.Size), sc.Conns, sc.Inflight)

@@ -421,17 +421,19 @@ func TestCompare(t *testing.T) {
 	code := realMain(testCtx(t, 3*time.Minute), []string{"compare", "--peers", "gorilla,rawtcp",
 		"--scenarios", "connect,echo,broadcast", "--connect-conns", "10", "--echo-conns", "5", "--echo-inflight", "2",
 		"--broadcast-conns", "10", "--slow-share", "0", "--stall-conns", "0", "--duration", "300ms", "--warmup", "100ms",
-		"--json", js, "--svg", filepath.Join(dir, "c.svg"), "-q"}, &out, &errb)
+		"--wss", "echo", "--json", js, "--svg", filepath.Join(dir, "c.svg"), "-q"}, &out, &errb)
 	t.Logf("compare:\n%s", out.String())
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
-	for _, s := range []string{"÷gorilla", "÷rawtcp", "echo 64B n=5 k=2", "targets"} {
+	for _, s := range []string{"÷gorilla", "÷rawtcp", "echo 64B n=5 k=2", "wss echo 64B n=5 k=2", "÷networkcluster-goroutines", "targets"} {
 		if !strings.Contains(out.String(), s) {
 			t.Fatalf("no %q in\n%s", s, out.String())
 		}
 	}
-	checkSVG(t, filepath.Join(dir, "c.svg"), 5) // echo: 3 servers; broadcast: 2
+	// echo: 3 servers; broadcast: 2; wss echo: ours on the event loop and
+	// with goroutines, and gorilla (rawtcp has no TLS).
+	checkSVG(t, filepath.Join(dir, "c.svg"), 8)
 }
 
 // TestServeTLS serves wss from PEM files and runs echo over it.

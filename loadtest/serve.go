@@ -64,6 +64,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	textHB := fs.Bool("text-heartbeat", false, "speak the Node network-cluster 1.0.4 text heartbeat (PING/PONG)")
 	cert := fs.String("tls-cert", "", "PEM certificate file: serve wss")
 	keyFile := fs.String("tls-key", "", "PEM key file (with --tls-cert)")
+	tlsGoroutines := fs.Bool("tls-goroutines", false, "wss: one goroutine per connection instead of TLS on the event loop")
 	maxPayload := fs.Int("max-payload", peerMaxMessage, "largest inbound message in bytes")
 	maxBP := fs.Int("max-backpressure", provider.DefaultMaxBackpressure, "bytes queued per connection before the backpressure policy applies")
 	refuse := fs.Bool("refuse-on-backpressure", false, "refuse messages over max backpressure instead of closing the connection")
@@ -136,7 +137,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		o.Auth.Parameters = map[string]string{"key": *key}
 	}
 	if *cert != "" {
-		o.TLS = &provider.TLS{CertFile: *cert, KeyFile: *keyFile}
+		o.TLS = &provider.TLS{CertFile: *cert, KeyFile: *keyFile, GoroutinePerConn: *tlsGoroutines}
 	}
 	p, err = provider.New(o)
 	if err != nil {

@@ -21,10 +21,11 @@ import (
 // pooled chunks only while bytes are queued. On the netpoll engine it holds
 // no goroutine either.
 type Conn struct {
-	p  *Poller
-	nc netpoll.Connection // netpoll engine; nil for Serve
-	sc net.Conn           // Serve engine; nil for netpoll
-	fd int                // netpoll engine: the socket, valid while !closed
+	p   *Poller
+	nc  netpoll.Connection // netpoll engine; nil for Serve
+	sc  net.Conn           // Serve engine; nil for netpoll
+	tls *tlsLayer          // netpoll engine with Options.TLS; else nil
+	fd  int                // netpoll engine: the socket, valid while !closed
 
 	slot, gen uint32 // registry slot; write-readiness events carry both
 
@@ -154,10 +155,11 @@ func (c *Conn) PeerEOF() bool {
 }
 
 // Buffered returns the bytes queued and not yet handed to the kernel,
-// including those of a write in progress.
+// including those of a write in progress. With TLS it counts what was
+// queued (the plaintext), not the records' overhead.
 func (c *Conn) Buffered() int {
 	c.mu.Lock()
-	n := c.q.Len()
+	n := c.bufferedLocked()
 	c.mu.Unlock()
 	return n
 }
@@ -173,6 +175,10 @@ func (c *Conn) Write(a, b []byte, force bool) error {
 	if c.closed || c.closeAfter {
 		c.mu.Unlock()
 		return ErrClosed
+	}
+	if c.tls != nil && !c.tlsAdmitLocked(len(a)+len(b), force) {
+		c.mu.Unlock()
+		return ErrBackpressure
 	}
 	err := c.q.Append(a, b, force)
 	c.mu.Unlock()
@@ -190,6 +196,10 @@ func (c *Conn) WriteShared(b []byte, force bool) error {
 	if c.closed || c.closeAfter {
 		c.mu.Unlock()
 		return ErrClosed
+	}
+	if c.tls != nil && !c.tlsAdmitLocked(len(b), force) {
+		c.mu.Unlock()
+		return ErrBackpressure
 	}
 	err := c.q.AppendShared(b, force)
 	c.mu.Unlock()
@@ -211,7 +221,7 @@ func (c *Conn) WriteShared(b []byte, force bool) error {
 // made when the handler returns.
 func (c *Conn) Flush() {
 	c.mu.Lock()
-	if c.closed || c.flushing || c.dispatching || c.q.Len() == 0 {
+	if c.closed || c.flushing || c.dispatching || c.outLenLocked() == 0 {
 		c.mu.Unlock()
 		return
 	}
@@ -303,7 +313,7 @@ func (c *Conn) CloseAfterFlush(timeout time.Duration) {
 		// The flush in progress, or the one after the handler returns,
 		// finishes the job.
 		c.mu.Unlock()
-	case c.q.Len() > 0:
+	case c.outLenLocked() > 0:
 		c.flushing = true
 		c.flushLocked()
 	default:
@@ -318,7 +328,7 @@ func (c *Conn) closeTimeout() {
 		return
 	}
 	var err error
-	if c.q.Len() > 0 {
+	if c.outLenLocked() > 0 {
 		err = ErrFlushTimeout
 	}
 	c.markClosedLocked(err)
@@ -340,6 +350,9 @@ func (c *Conn) drainedLocked() {
 // lingerLocked shuts down the write side of a CloseAfterFlush connection
 // whose queue is empty; called with c.mu held, returns with it released.
 func (c *Conn) lingerLocked() {
+	if c.tlsNotifyLocked() {
+		return // the flush of the alert comes back here
+	}
 	c.lingering = true
 	if c.nc != nil {
 		if c.peerEOF {
@@ -374,7 +387,7 @@ func (c *Conn) markClosedLocked(err error) {
 	if !c.writing {
 		// No flusher holds slices of the queue: drop it now. Otherwise the
 		// flusher drops it when its write returns.
-		c.q.Reset()
+		c.resetOutLocked()
 		c.flushing = false
 		c.armed = false
 	}
@@ -386,6 +399,9 @@ func (c *Conn) markClosedLocked(err error) {
 		case c.flushSig <- struct{}{}:
 		default:
 		}
+	}
+	if c.tls != nil {
+		c.tls.shutdown()
 	}
 }
 
@@ -408,7 +424,7 @@ func (c *Conn) peerClosedLocked(err error) {
 	}
 	if err == nil || errors.Is(err, io.EOF) {
 		err = io.EOF
-		if c.closeAfter && c.q.Len() == 0 {
+		if c.closeAfter && c.outLenLocked() == 0 {
 			err = nil // the close we asked for
 		}
 	}
@@ -420,7 +436,7 @@ func (c *Conn) peerClosedLocked(err error) {
 // closed, its transport is done and no handler runs), marking it so that
 // it is due only once.
 func (c *Conn) finishLocked() bool {
-	if c.closed && c.transportDone && !c.dispatching && !c.finished {
+	if c.closed && c.transportDone && !c.dispatching && !c.finished && !c.tlsBusyLocked() {
 		c.finished = true
 		return true
 	}
@@ -437,6 +453,9 @@ func (c *Conn) fireClose() {
 	putBuffer(c.inq)
 	c.in, c.inN, c.inq, c.inqN = nil, 0, nil, 0
 	c.mu.Unlock()
+	if c.tls != nil {
+		c.tls.release()
+	}
 	if c.tracked {
 		c.p.unregister(c)
 	}
@@ -464,13 +483,17 @@ func (c *Conn) deliver(in []byte) {
 		return
 	}
 	c.mu.Lock()
-	if c.closed {
+	if c.closed && !c.tlsLateLocked() {
 		c.mu.Unlock()
 		return
 	}
 	if c.dispatching {
 		// A Wake's OnData is running: park the bytes for its next round.
 		if c.inqN+len(in) > c.maxPending {
+			if c.closed {
+				c.mu.Unlock()
+				return
+			}
 			c.markClosedLocked(ErrPendingLimit)
 			c.mu.Unlock()
 			c.closeTransport()
@@ -578,7 +601,7 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 	switch {
 	case c.closed || c.flushing:
 		c.mu.Unlock()
-	case c.q.Len() > 0:
+	case c.outLenLocked() > 0:
 		c.flushing = true
 		c.flushLocked()
 	case c.closeAfter && !c.lingering:

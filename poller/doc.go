@@ -21,8 +21,15 @@
 // Flush blocks until the peer has read everything, and it panics after a
 // close). On other systems Listen falls back to the second engine.
 //
-// [Serve] takes any [net.Listener] (for wss, a [crypto/tls] listener,
-// since netpoll has no TLS): one reader goroutine per connection, plus one
+// With [Options.TLS], the netpoll engine serves TLS with [crypto/tls]
+// itself: the handshake runs on a goroutine started by the peer's first
+// bytes and gone when it ends; then the worker that reads a connection's
+// bytes decrypts them (crypto/tls is told "no more input for now" with a
+// temporary net.Error, after which it resumes where it stopped), and the
+// flush that writes encrypts. An idle TLS connection holds no goroutine.
+//
+// [Serve] takes any [net.Listener] (with Options.TLS it wraps it with
+// [crypto/tls.NewListener]): one reader goroutine per connection, plus one
 // flusher goroutine per connection while it has something to write.
 //
 // [ListenOn] serves a listener the caller bound (the netpoll engine for a

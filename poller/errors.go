@@ -33,6 +33,11 @@ var (
 	// count below 0 or above the length of its input (a handler bug).
 	ErrBadConsume = errors.New("poller: OnData returned an impossible consumed count")
 
+	// ErrTLSHandshakeTimeout is why a connection whose TLS handshake did
+	// not end within [Options.TLSHandshakeTimeout] was closed (logged at
+	// Debug; such a connection was never opened).
+	ErrTLSHandshakeTimeout = errors.New("poller: TLS handshake timed out")
+
 	// ErrInvalidOptions is wrapped by the error of [Listen] and [Serve]
 	// for an [Options] value out of range or an unsupported network.
 	ErrInvalidOptions = errors.New("poller: invalid options")

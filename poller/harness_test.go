@@ -62,6 +62,14 @@ var engines = []engineCase{
 	{"netpoll", startNetpoll, dialTCP},
 	{"serve-tcp", startServeTCP, dialTCP},
 	{"serve-tls", startServeTLS, dialTLS},
+	{"netpoll-tls", startNetpollTLS, dialTLS},
+}
+
+// startNetpollTLS serves TLS on the event loop (Options.TLS with Listen).
+func startNetpollTLS(tb testing.TB, h Handler, o Options) *Poller {
+	tb.Helper()
+	o.TLS = serverTLS(tb)
+	return startNetpoll(tb, h, o)
 }
 
 func startNetpoll(tb testing.TB, h Handler, o Options) *Poller {

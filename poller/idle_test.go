@@ -5,6 +5,7 @@ package poller
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +27,7 @@ import (
 //
 //	go test ./poller -run '^$' -bench IdleMemory -benchtime 1x
 //	POLLER_IDLE_CONNS=10000 POLLER_LINKBUFCAP=256 go test ./poller -run '^$' -bench IdleMemory -benchtime 1x
+//	POLLER_IDLE_CONNS=5000 go test ./poller -run '^$' -bench 'IdleMemory/.*tls' -benchtime 1x
 //
 // Each client sends a 256-byte request and reads a 129-byte reply (a
 // WebSocket handshake's sizes), then stays idle. Reported per connection:
@@ -48,7 +50,8 @@ func BenchmarkIdleMemory(b *testing.B) {
 	for _, e := range []struct {
 		name  string
 		start func(tb testing.TB, h Handler, o Options) *Poller
-	}{{"netpoll", startNetpoll}, {"serve-tcp", startServeTCP}} {
+	}{{"netpoll", startNetpoll}, {"serve-tcp", startServeTCP},
+		{"netpoll-tls", startNetpollTLS}, {"serve-tls", startServeTLS}} {
 		b.Run(e.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				measureIdle(b, e.start)
@@ -74,7 +77,11 @@ func measureIdle(b *testing.B, start func(tb testing.TB, h Handler, o Options) *
 	heap0, rss0 := memNow()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", idleClientEnv, p.Addr(), n))
+	mode := "tcp"
+	if p.o.TLS != nil || fmt.Sprintf("%T", p.sln) == "*tls.listener" {
+		mode = "tls"
+	}
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %s", idleClientEnv, p.Addr(), n, mode))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -131,7 +138,7 @@ func memNow() (heap, rss int64) {
 // request/reply on each, says "ready" and holds them until stdin closes.
 func idleClientMain() {
 	f := strings.Fields(os.Getenv(idleClientEnv))
-	if len(f) != 2 {
+	if len(f) != 3 {
 		fmt.Fprintln(os.Stderr, "bad", idleClientEnv)
 		os.Exit(2)
 	}
@@ -140,7 +147,13 @@ func idleClientMain() {
 	conns := make([]net.Conn, 0, n)
 	buf := make([]byte, idleRespSize)
 	for i := 0; i < n; i++ {
-		c, err := net.DialTimeout("tcp", f[0], waitLimit)
+		var c net.Conn
+		var err error
+		if f[2] == "tls" {
+			c, err = tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", f[0], &tls.Config{InsecureSkipVerify: true})
+		} else {
+			c, err = net.DialTimeout("tcp", f[0], waitLimit)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "dial:", err)
 			os.Exit(1)

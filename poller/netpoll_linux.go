@@ -183,13 +183,30 @@ func (p *Poller) onPrepare(nc netpoll.Connection) context.Context {
 		// The Poller is closing: OnConnect closes it without OnOpen.
 		c.closed = true
 		c.cause = ErrPollerClosed
+	} else if p.o.TLS != nil {
+		c.tls = newTLSLayer(c, p.o.TLS, p.o.TLSHandshakeTimeout)
 	}
 	_ = nc.AddCloseCallback(c.onNetpollClose)
 	return (*connCtx)(c)
 }
 
 func (p *Poller) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
-	if c := connOf(ctx); c != nil && !c.open() {
+	c := connOf(ctx)
+	if c == nil {
+		return ctx
+	}
+	if c.tls != nil {
+		// OnOpen comes when the handshake is done; a connection closed
+		// before is closed here as an unopened one is below.
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			_ = nc.Close()
+		}
+		return ctx
+	}
+	if !c.open() {
 		_ = nc.Close()
 	}
 	return ctx
@@ -200,7 +217,11 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	r := nc.Reader()
 	if n := r.Len(); n > 0 {
 		if in, err := r.Next(n); err == nil && c != nil {
-			c.deliver(in)
+			if c.tls != nil {
+				c.deliverTLS(in)
+			} else {
+				c.deliver(in)
+			}
 		}
 	}
 	return r.Release()
@@ -340,12 +361,24 @@ func (c *Conn) directFlushLocked() {
 			c.flushing = false
 			break
 		}
-		if c.q.Len() == 0 {
+		q := &c.q
+		if c.tls != nil {
+			// TLS: the records go out; plaintext is sealed when they are
+			// all written (and only once the handshake is done).
+			q = &c.tls.out
+			if q.Len() == 0 && c.q.Len() > 0 && c.opened {
+				if failed = c.sealLocked(s); failed != nil {
+					break
+				}
+				continue
+			}
+		}
+		if q.Len() == 0 {
 			s.release()
 			c.drainedLocked()
 			return
 		}
-		s.bufs = c.q.Buffers(s.bufs[:0], iovMax)
+		s.bufs = q.Buffers(s.bufs[:0], iovMax)
 		c.writing = true
 		// Take the write lock before letting go of mu: a close callback that
 		// gets mu after us then waits for this write before returning.
@@ -357,11 +390,17 @@ func (c *Conn) directFlushLocked() {
 		c.mu.Lock()
 		c.writing = false
 		if c.closed {
-			c.q.Reset()
+			c.resetOutLocked()
 			c.flushing = false
 			break
 		}
-		c.q.Advance(n)
+		q.Advance(n)
+		if q != &c.q {
+			c.tls.outPlain = max(0, c.tls.outPlain-n)
+			if q.Len() == 0 {
+				c.tls.outPlain = 0
+			}
+		}
 		if err == syscall.EINTR {
 			continue
 		}
@@ -423,6 +462,48 @@ func (c *Conn) onWritable() {
 	c.armed = false
 	c.mu.Unlock()
 	flushers.push(c)
+}
+
+// sealLocked encrypts queued plaintext into the TLS output queue for the
+// flush in progress. Called with c.mu held and c.writing clear; returns
+// with c.mu held. A non-nil error closed the connection.
+func (c *Conn) sealLocked(s *scratch) error {
+	s.bufs = c.q.Buffers(s.bufs[:0], iovMax)
+	c.writing = true
+	c.mu.Unlock()
+	n, err := c.tls.seal(s.bufs)
+	clear(s.bufs)
+	c.mu.Lock()
+	c.writing = false
+	if c.closed {
+		c.resetOutLocked()
+		c.flushing = false
+		return nil
+	}
+	n = min(n, c.q.Len())
+	c.q.Advance(n)
+	c.tls.outPlain += n
+	if err != nil {
+		e := &opError{op: "tls write", err: err}
+		c.markClosedLocked(e)
+		return e
+	}
+	return nil
+}
+
+// writeAlertLocked writes the TLS records queued (an alert crypto/tls
+// queued for a bad record) if the socket takes them at once, before the
+// connection closes. Called with c.mu held and !c.closed.
+func (c *Conn) writeAlertLocked() {
+	if c.tls == nil || c.writing || c.tls.out.Len() == 0 {
+		return
+	}
+	s := scratchPool.Get().(*scratch)
+	s.bufs = c.tls.out.Buffers(s.bufs[:0], iovMax)
+	c.wmu.Lock()
+	_, _, _ = s.sendmsg(c.fd)
+	c.wmu.Unlock()
+	s.release()
 }
 
 func shutdownWrite(fd int) error { return syscall.Shutdown(fd, syscall.SHUT_WR) }

@@ -41,5 +41,8 @@ func (c *Conn) directFlushLocked() {
 
 func shutdownWrite(int) error { return errors.ErrUnsupported }
 
+// writeAlertLocked is never reached: without netpoll no Conn has tls set.
+func (c *Conn) writeAlertLocked() {}
+
 // closeKept: without netpoll no connection is kept after EOF.
 func (c *Conn) closeKept() bool { return false }

@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -78,6 +79,24 @@ type Options struct {
 	// 0 means DefaultReadBufferSize (4 KiB). [Listen] ignores it.
 	ReadBufferSize int
 
+	// TLS, when set, serves TLS with crypto/tls. [Listen] does it on the
+	// event loop: the handshake runs on a goroutine started by the peer's
+	// first bytes and gone when it ends, then input is decrypted by the
+	// worker that reads it and output encrypted by the flush that writes
+	// it, so an idle TLS connection holds no goroutine. OnOpen is called
+	// once the handshake is done; a connection whose handshake fails or
+	// times out is closed without OnOpen or OnClose (the failure is logged
+	// at Debug). [Serve] wraps its listener with [tls.NewListener] and
+	// completes the handshake, under the same timeout, before OnOpen: the
+	// goroutine-per-connection fallback. The Config is used as is and must
+	// not be modified afterwards.
+	TLS *tls.Config
+
+	// TLSHandshakeTimeout bounds a TLS handshake, from accept to its end;
+	// a connection still handshaking then is closed. 0 means
+	// DefaultTLSHandshakeTimeout (10 s).
+	TLSHandshakeTimeout time.Duration
+
 	// Logger receives the package's diagnostics (shed connections at the
 	// open-file limit, write errors at Debug). nil logs nothing. The first
 	// Logger given to [Listen] in a process also receives netpoll's own log
@@ -121,6 +140,12 @@ func (o Options) resolve() (resolved, error) {
 	}
 	if r.MaxPending == 0 {
 		r.MaxPending = DefaultMaxPending
+	}
+	if o.TLSHandshakeTimeout < 0 {
+		return resolved{}, fmt.Errorf("%w: TLSHandshakeTimeout is %v; it must be 0 (default) or more", ErrInvalidOptions, o.TLSHandshakeTimeout)
+	}
+	if r.TLSHandshakeTimeout == 0 {
+		r.TLSHandshakeTimeout = DefaultTLSHandshakeTimeout
 	}
 	if r.ReadBufferSize == 0 {
 		r.ReadBufferSize = DefaultReadBufferSize

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -602,7 +603,7 @@ func TestManyConns(t *testing.T) {
 					var c net.Conn
 					var err error
 					dials <- struct{}{}
-					if e.name == "serve-tls" {
+					if strings.HasSuffix(e.name, "-tls") {
 						c, err = tlsDial(p.Addr().String())
 					} else {
 						c, err = net.DialTimeout("tcp", p.Addr().String(), waitLimit)

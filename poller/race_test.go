@@ -3,7 +3,9 @@ package poller
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,7 +61,7 @@ func TestCloseRacesWrites(t *testing.T) {
 func raceOne(e engineCase, addr string, tag byte, it, writers, writes int, byTag *[256]chan *Conn) error {
 	var c net.Conn
 	var err error
-	if e.name == "serve-tls" {
+	if strings.HasSuffix(e.name, "-tls") {
 		c, err = tlsDial(addr)
 	} else {
 		c, err = net.DialTimeout("tcp", addr, waitLimit)
@@ -123,6 +125,9 @@ func raceOne(e engineCase, addr string, tag byte, it, writers, writes int, byTag
 		}
 	}()
 	got, err := readToEOF(c)
+	if it%3 == 0 && errors.Is(err, io.ErrUnexpectedEOF) {
+		err = nil // TLS: Close dropped the rest of a record the socket had taken part of
+	}
 	if err != nil && it%3 != 2 {
 		errs <- fmt.Errorf("read: %v", err)
 	}

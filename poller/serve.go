@@ -1,6 +1,8 @@
 package poller
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +24,9 @@ func Serve(ln net.Listener, h Handler, o Options) (*Poller, error) {
 	}
 	if ln == nil || h == nil {
 		return nil, fmt.Errorf("%w: nil listener or handler", ErrInvalidOptions)
+	}
+	if r.TLS != nil {
+		ln = tls.NewListener(ln, r.TLS)
 	}
 	p := newPoller(h, r)
 	p.sln = ln
@@ -75,7 +80,7 @@ func (p *Poller) acceptLoop() {
 // readLoop is the reader goroutine of a Serve connection.
 func (c *Conn) readLoop() {
 	defer c.p.gor.Done()
-	if c.opened || c.open() { // Adopt opens c itself
+	if c.handshakeTLS() && (c.opened || c.open()) { // Adopt opens c itself
 		rb := getBuffer(c.p.o.ReadBufferSize)
 		for {
 			n, err := c.sc.Read(rb.b)
@@ -104,6 +109,30 @@ func (c *Conn) readLoop() {
 	if fire {
 		c.fireClose()
 	}
+}
+
+// handshakeTLS completes the handshake of a connection of a listener that
+// Serve wrapped for Options.TLS, within Options.TLSHandshakeTimeout; it
+// reports false (the connection is closed, and never opened) if it failed.
+func (c *Conn) handshakeTLS() bool {
+	tc, ok := c.sc.(*tls.Conn)
+	if !ok || c.p.o.TLS == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.p.o.TLSHandshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = ErrTLSHandshakeTimeout
+	}
+	if c.p.log != nil {
+		c.p.log.Debug("poller: TLS handshake failed", "remote", c.sc.RemoteAddr().String(), "err", err)
+	}
+	_ = c.Close(&opError{op: "tls handshake", err: err})
+	return false
 }
 
 // kickFlusherLocked wakes (or starts) the flusher goroutine of a Serve

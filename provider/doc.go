@@ -41,8 +41,12 @@
 // One timer goroutine serves every connection: handshake and closing
 // deadlines and the heartbeat.
 //
-// TLS (wss) is served by one goroutine per connection through crypto/tls,
-// because netpoll has no TLS; the API and behaviour are the same.
+// TLS (wss) is served on the same event loop through crypto/tls: the
+// handshake runs on a goroutine that ends with it, then records are
+// decrypted by the worker that reads them and encrypted by the flush that
+// writes them, so an idle wss connection holds no goroutine.
+// TLS.GoroutinePerConn selects one goroutine per connection instead; the
+// API and behaviour are the same.
 //
 // Besides its own listener (Options.Addr, or Options.Listener), a Provider
 // takes connections from net/http: [Provider.Handler] is an http.Handler

@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,10 +21,10 @@ var ErrNotHijackable = errors.New("provider: the http.ResponseWriter cannot be h
 // connection.
 func (p *Provider) serveListener(po poller.Options) (*poller.Poller, error) {
 	ln := p.o.Listener
-	if p.tlsConfig != nil {
-		return poller.Serve(tls.NewListener(ln, p.tlsConfig), handler{p}, po)
+	if p.tlsConfig != nil && p.o.TLS.GoroutinePerConn {
+		return poller.Serve(ln, handler{p}, po) // po.TLS: Serve wraps ln
 	}
-	return poller.ListenOn(ln, handler{p}, po)
+	return poller.ListenOn(ln, handler{p}, po) // TLS on the event loop for a TCP listener
 }
 
 // Handler returns an http.Handler that upgrades WebSocket requests into
@@ -50,7 +49,7 @@ func (p *Provider) serveListener(po poller.Options) (*poller.Poller, error) {
 // once upgraded costs what a connection accepted by Start costs (no
 // goroutine while idle). A TLS connection (an http.Server with TLS), or any
 // connection on another system, is served by a reader goroutine of its own,
-// as Options.TLS connections are. The README gives the measured cost of
+// as TLS connections are with TLS.GoroutinePerConn. The README gives the measured cost of
 // each path.
 //
 // The handler may be used with or without Start. Without Start, the first

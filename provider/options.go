@@ -136,6 +136,12 @@ type TLS struct {
 	// PEM), in which case Passphrase decrypts it.
 	CertFile, KeyFile string
 	Passphrase        string
+	// GoroutinePerConn serves TLS with one goroutine per connection (a
+	// blocking crypto/tls connection each) instead of on the event loop.
+	// The event loop is the default: an idle TLS connection there holds no
+	// goroutine. This is the fallback, and the engine of systems without
+	// netpoll (not Linux), where it is used whatever this says.
+	GoroutinePerConn bool
 }
 
 // Message is a data message received from a Consumer.
@@ -172,9 +178,11 @@ type Options struct {
 	// /alive answer 200 "OK" (a health check); other methods there get 405.
 	Path string
 
-	// TLS, when set, serves wss. netpoll has no TLS, so TLS connections are
-	// served by one goroutine per connection through crypto/tls (see the
-	// README for the cost); everything else is identical.
+	// TLS, when set, serves wss with crypto/tls on the event loop (the
+	// handshake on a short-lived goroutine, then no goroutine per
+	// connection); HandshakeTimeout also bounds the TLS handshake. See
+	// TLS.GoroutinePerConn for the fallback engine. Everything else is
+	// identical to ws.
 	TLS *TLS
 
 	// Compressor is the permessage-deflate preset (compress.Disabled by

@@ -144,13 +144,17 @@ func (p *Provider) Start() error {
 		Logger:     p.o.Logger,
 	}
 	var err error
+	if p.tlsConfig != nil {
+		po.TLS = p.tlsConfig
+		po.TLSHandshakeTimeout = p.o.HandshakeTimeout
+	}
 	if p.o.Listener != nil {
 		p.pl, err = p.serveListener(po)
-	} else if p.tlsConfig != nil {
+	} else if p.tlsConfig != nil && p.o.TLS.GoroutinePerConn {
 		var ln net.Listener
 		ln, err = net.Listen(p.o.Network, p.o.Addr)
 		if err == nil {
-			p.pl, err = poller.Serve(tls.NewListener(ln, p.tlsConfig), handler{p}, po)
+			p.pl, err = poller.Serve(ln, handler{p}, po)
 			if err != nil {
 				ln.Close()
 			}

@@ -11,8 +11,11 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/networkcluster/networkcluster/frame"
@@ -94,6 +97,7 @@ func TestTLS(t *testing.T) {
 		{"plain key", TLS{CertFile: certFile, KeyFile: plainKey}},
 		{"encrypted PKCS#8 key", TLS{CertFile: certFile, KeyFile: encKey, Passphrase: "correct horse"}},
 		{"legacy encrypted PEM key", TLS{CertFile: certFile, KeyFile: legacyKey, Passphrase: "correct horse"}},
+		{"goroutine per connection", TLS{CertFile: certFile, KeyFile: plainKey, GoroutinePerConn: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tlsOpts := tc.tls
@@ -136,5 +140,41 @@ func TestTLS(t *testing.T) {
 	_, err = New(Options{TLS: &TLS{CertFile: certFile, KeyFile: encKey}})
 	if !errors.Is(err, ErrTLS) {
 		t.Fatalf("missing passphrase: %v", err)
+	}
+}
+
+// TestTLSListener: a listener the caller bound (Options.Listener) serves
+// wss on the event loop, and with TLS.GoroutinePerConn on the fallback
+// engine, the same way.
+func TestTLSListener(t *testing.T) {
+	cert := testcert.New(t)
+	for _, perConn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("GoroutinePerConn=%v", perConn), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := Options{Listener: ln, TLS: &TLS{Config: cert.ServerConfig(), GoroutinePerConn: perConn}}
+			mustEcho(&o)
+			p, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if err := p.Start(); err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			conn, err := tls.Dial("tcp", addr, cert.ClientConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := wstest.Handshake(conn, addr, "/connect", nil, nil)
+			if err != nil || c.Resp.StatusCode != 101 {
+				t.Fatalf("upgrade over TLS: %v", err)
+			}
+			defer c.Close()
+			echoOnce(t, c, strings.Repeat("y", 30000))
+		})
 	}
 }

@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -40,8 +41,18 @@ type gorillaConn struct {
 }
 
 func startGorilla(cfg Config) (backend, error) {
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
+	var ln net.Listener
+	var err error
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, err
+		}
+		ln, err = tls.Listen("tcp", cfg.Addr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return nil, err
+		}
+	} else if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, err
 	}
 	s := &gorillaServer{

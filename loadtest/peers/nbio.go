@@ -2,10 +2,12 @@ package peers
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
 
+	ltls "github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 )
@@ -60,7 +62,7 @@ func startNbio(cfg Config) (backend, error) {
 		// Upgrade has answered with an HTTP error status.
 		_, _ = s.up.Upgrade(w, r, nil)
 	})
-	s.engine = nbhttp.NewEngine(nbhttp.Config{
+	ncfg := nbhttp.Config{
 		Network:                 "tcp",
 		Addrs:                   []string{cfg.Addr},
 		Handler:                 handler,
@@ -74,7 +76,16 @@ func startNbio(cfg Config) (backend, error) {
 			}
 			return ln, err
 		},
-	})
+	}
+	if cfg.TLSCert != "" {
+		cert, err := ltls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, errors.Join(ErrBadConfig, err)
+		}
+		ncfg.Addrs, ncfg.AddrsTLS = nil, []string{cfg.Addr}
+		ncfg.TLSConfig = &ltls.Config{Certificates: []ltls.Certificate{cert}, MinVersion: ltls.VersionTLS12}
+	}
+	s.engine = nbhttp.NewEngine(ncfg)
 	up.Engine = s.engine
 	if err := s.engine.Start(); err != nil {
 		return nil, err

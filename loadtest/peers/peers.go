@@ -72,7 +72,17 @@ type Config struct {
 	// frame reader reads straight from the net.Conn (a few read calls per
 	// frame, no buffer held by an idle connection). Used only by gobwas.
 	GobwasReadBuffer int
+
+	// TLSCert and TLSKey are PEM files: when set, the server speaks wss.
+	// gorilla serves it through crypto/tls (net/http over a tls.Listener, a
+	// goroutine per connection); nbio through its own non-blocking TLS
+	// (github.com/lesismal/llib/std/crypto/tls, a fork of crypto/tls, on
+	// nbio's event loop). gobwas and rawtcp do not serve TLS here.
+	TLSCert, TLSKey string
 }
+
+// TLSImpls returns the implementations that serve wss (Config.TLSCert).
+func TLSImpls() []string { return []string{ImplGorilla, ImplNbio} }
 
 // backend is what each implementation provides to Server.
 type backend interface {
@@ -113,6 +123,12 @@ func Start(cfg Config) (*Server, error) {
 		cfg.GobwasReadBuffer = -1
 	case cfg.GobwasReadBuffer < 16:
 		return nil, fmt.Errorf("%w: GobwasReadBuffer %d is below bufio's minimum 16", ErrBadConfig, cfg.GobwasReadBuffer)
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, fmt.Errorf("%w: TLSCert and TLSKey go together", ErrBadConfig)
+	}
+	if cfg.TLSCert != "" && cfg.Impl != ImplGorilla && cfg.Impl != ImplNbio {
+		return nil, fmt.Errorf("%w: %s does not serve TLS here (only %s)", ErrBadConfig, cfg.Impl, strings.Join(TLSImpls(), ", "))
 	}
 	var (
 		b   backend

@@ -39,6 +39,9 @@ func start(t testing.TB, cfg peers.Config) testServer {
 		if cfg.Path != "" {
 			args = append(args, "--path", cfg.Path)
 		}
+		if cfg.TLSCert != "" {
+			args = append(args, "--tls-cert", cfg.TLSCert, "--tls-key", cfg.TLSKey)
+		}
 		return startProc(t, args...)
 	}
 	srv, err := peers.Start(cfg)

@@ -1,6 +1,7 @@
 // Command peer runs one comparison server for `loadtest compare`:
 //
 //	peer --impl gorilla|nbio|gobwas|rawtcp [--addr 127.0.0.1:0] [--path /connect]
+//	     [--tls-cert cert.pem --tls-key key.pem]   # wss: gorilla and nbio
 //
 // Once listening it prints exactly one line on stdout,
 //
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	path := fs.String("path", peers.DefaultPath, "WebSocket path (ignored by rawtcp)")
 	gobwasBuf := fs.Int("gobwas-read-buffer", peers.DefaultGobwasReadBuffer,
 		"gobwas only: bufio.Reader size per connection, -1 for none")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate file: serve wss (gorilla, nbio)")
+	tlsKey := fs.String("tls-key", "", "PEM key file (with --tls-cert)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -58,7 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// nbio logs to stdout by default; the harness parses stdout.
 	logging.Output = stderr
 
-	srv, err := peers.Start(peers.Config{Impl: *impl, Addr: *addr, Path: *path, GobwasReadBuffer: *gobwasBuf})
+	srv, err := peers.Start(peers.Config{Impl: *impl, Addr: *addr, Path: *path, GobwasReadBuffer: *gobwasBuf,
+		TLSCert: *tlsCert, TLSKey: *tlsKey})
 	if err != nil {
 		fmt.Fprintln(stderr, "peer:", err)
 		if errors.Is(err, peers.ErrUnknownImpl) || errors.Is(err, peers.ErrBadConfig) {
