@@ -420,7 +420,7 @@ func TestCompare(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := realMain(testCtx(t, 3*time.Minute), []string{"compare", "--peers", "gorilla,rawtcp",
 		"--scenarios", "connect,echo,broadcast", "--connect-conns", "10", "--echo-conns", "5", "--echo-inflight", "2",
-		"--broadcast-conns", "10", "--slow-share", "0", "--stall-conns", "0", "--duration", "300ms", "--warmup", "100ms",
+		"--broadcast-conns", "10", "--slow-share", "0", "--stall-conns", "0", "--duration", "1s", "--warmup", "200ms",
 		"--wss", "echo", "--json", js, "--svg", filepath.Join(dir, "c.svg"), "-q"}, &out, &errb)
 	t.Logf("compare:\n%s", out.String())
 	if code != 0 {
