@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -527,4 +526,3 @@ func lostError(closed bool) error {
 	return ErrDisconnected
 }
 
-var _ = errors.Is
