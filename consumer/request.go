@@ -525,4 +525,3 @@ func lostError(closed bool) error {
 	}
 	return ErrDisconnected
 }
-
