@@ -114,6 +114,9 @@ type child struct {
 	cmd   *exec.Cmd
 	lines chan string
 	done  chan struct{} // closed when the process has exited
+	// backlog holds lines read while another child's await watched this
+	// one; this child's next await looks at them first.
+	backlog []string
 }
 
 // spawn starts this test binary as a child with role and env. The child is
@@ -170,6 +173,13 @@ func (ch *child) await(d time.Duration, what string, match func(line string) boo
 	bad := func(line string) bool {
 		return strings.HasPrefix(line, "GAVEUP") || strings.HasPrefix(line, "ERROR") || strings.HasPrefix(line, "SENDERROR")
 	}
+	for len(ch.backlog) > 0 {
+		line := ch.backlog[0]
+		ch.backlog = ch.backlog[1:]
+		if match(line) {
+			return line
+		}
+	}
 	for {
 		select {
 		case line := <-ch.lines:
@@ -183,6 +193,7 @@ func (ch *child) await(d time.Duration, what string, match func(line string) boo
 			if bad(line) {
 				ch.t.Fatalf("waiting for %s: the other child reported %q", what, line)
 			}
+			watch[0].backlog = append(watch[0].backlog, line)
 		case <-ch.done:
 			ch.t.Fatalf("waiting for %s: the child exited", what)
 		case <-timer.C:
