@@ -265,6 +265,20 @@ func (r *result) noProc() {
 	r.note("server CPU and memory not available: give --server-pid (a server on this machine)")
 }
 
+// addRate adds the rate of n items (messages, requests, jobs) done in a
+// measured window, and the server's CPU per item where its /proc figures
+// were read at both ends of the window (ok).
+func (r *result) addRate(rateName, cpuName string, n uint64, dt time.Duration, p1, p2 procSample, ok bool) {
+	r.add("msgs_per_s", rateName, "/s", float64(n)/dt.Seconds(), higher)
+	if !ok {
+		r.noProc()
+		return
+	}
+	r.add("cpu_per_msg_us", cpuName, "µs", cpuPer(p1, p2, n, time.Microsecond), lower)
+	r.coarseCPU(p1, p2)
+	r.add("server_cpu_pct", "server CPU use", "%", cpuUse(p1, p2), "")
+}
+
 // cpuUse returns the server's CPU use between two samples in % of one core.
 func cpuUse(p0, p1 procSample) float64 {
 	dt := p1.At.Sub(p0.At)
@@ -662,14 +676,7 @@ func (e *env) echo(ctx context.Context, sc scenarioConfig) (r *result, err error
 	if msgs == 0 {
 		return r, fmt.Errorf("%w: no echo received in %v", ErrScenario, sc.Duration)
 	}
-	r.add("msgs_per_s", "messages/s", "/s", float64(msgs)/t2.Sub(t1).Seconds(), higher)
-	if ok1 && ok2 {
-		r.add("cpu_per_msg_us", "server CPU/msg", "µs", cpuPer(p1, p2, msgs, time.Microsecond), lower)
-		r.coarseCPU(p1, p2)
-		r.add("server_cpu_pct", "server CPU use", "%", cpuUse(p1, p2), "")
-	} else {
-		r.noProc()
-	}
+	r.addRate("messages/s", "server CPU/msg", msgs, t2.Sub(t1), p1, p2, ok1 && ok2)
 	if c2.CPU > 0 {
 		r.add("client_cpu_pct", "harness CPU use", "%", cpuUse(c1, c2), "")
 	}

@@ -179,12 +179,7 @@ func (e *env) jobs(ctx context.Context, sc scenarioConfig) (r *result, err error
 	if msgs == 0 {
 		return r, fmt.Errorf("%w: no job received in %v", ErrScenario, sc.Duration)
 	}
-	r.add("msgs_per_s", "jobs/s", "/s", float64(msgs)/t2.Sub(t1).Seconds(), higher)
-	if ok1 && ok2 {
-		r.add("cpu_per_msg_us", "server CPU/job", "µs", cpuPer(p1, p2, msgs, time.Microsecond), lower)
-		r.coarseCPU(p1, p2)
-		r.add("server_cpu_pct", "server CPU use", "%", cpuUse(p1, p2), "")
-	}
+	r.addRate("jobs/s", "server CPU/job", msgs, t2.Sub(t1), p1, p2, ok1 && ok2)
 	r.setLatency(h, "job trip")
 	r.add("job_p50_us", "job latency p50 (Submit to result, server)", "µs", js.P50US, lower)
 	r.add("job_p99_us", "job latency p99 (Submit to result, server)", "µs", js.P99US, lower)

@@ -202,14 +202,7 @@ func (e *env) request(ctx context.Context, sc scenarioConfig) (r *result, err er
 	if msgs == 0 {
 		return r, fmt.Errorf("%w: no reply received in %v", ErrScenario, sc.Duration)
 	}
-	r.add("msgs_per_s", "requests/s", "/s", float64(msgs)/t2.Sub(t1).Seconds(), higher)
-	if ok1 && ok2 {
-		r.add("cpu_per_msg_us", "server CPU/request", "µs", cpuPer(p1, p2, msgs, time.Microsecond), lower)
-		r.coarseCPU(p1, p2)
-		r.add("server_cpu_pct", "server CPU use", "%", cpuUse(p1, p2), "")
-	} else {
-		r.noProc()
-	}
+	r.addRate("requests/s", "server CPU/request", msgs, t2.Sub(t1), p1, p2, ok1 && ok2)
 	if c2.CPU > 0 {
 		r.add("client_cpu_pct", "harness CPU use", "%", cpuUse(c1, c2), "")
 	}
