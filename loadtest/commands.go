@@ -456,6 +456,16 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer, comp
 func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 	var out []scenarioConfig
 	base := scenarioConfig{Duration: f.duration, Warmup: f.warmup, Parallel: f.parallel}
+	// The messages in flight of echo, and of request and jobs, which run
+	// with echo's N and K for ratios in one run.
+	var ks []int
+	for k := range strings.SplitSeq(f.echoInflight, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(k))
+		if err != nil {
+			return nil, fmt.Errorf("%w: --echo-inflight %q", ErrUsage, f.echoInflight)
+		}
+		ks = append(ks, n)
+	}
 	for s := range strings.SplitSeq(f.scenarios, ",") {
 		s = strings.TrimSpace(s)
 		sc := base
@@ -471,12 +481,8 @@ func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 			out = append(out, sc)
 		case scEcho:
 			sc.Conns, sc.Size = f.echoConns, f.echoSize
-			for k := range strings.SplitSeq(f.echoInflight, ",") {
-				n, err := strconv.Atoi(strings.TrimSpace(k))
-				if err != nil {
-					return nil, fmt.Errorf("%w: --echo-inflight %q", ErrUsage, f.echoInflight)
-				}
-				sc.Inflight = n
+			for _, k := range ks {
+				sc.Inflight = k
 				out = append(out, sc)
 			}
 		case scBroadcast:
@@ -494,12 +500,8 @@ func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 			// one run.
 			sc.Conns, sc.Size = f.echoConns, f.echoSize
 			for _, dir := range []string{dirC2P, dirP2C} {
-				for k := range strings.SplitSeq(f.echoInflight, ",") {
-					n, err := strconv.Atoi(strings.TrimSpace(k))
-					if err != nil {
-						return nil, fmt.Errorf("%w: --echo-inflight %q", ErrUsage, f.echoInflight)
-					}
-					sc.Inflight, sc.Direction = n, dir
+				for _, k := range ks {
+					sc.Inflight, sc.Direction = k, dir
 					out = append(out, sc)
 				}
 			}
@@ -507,12 +509,8 @@ func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 			// Request p2c with the same N, size and K first, for the
 			// ratio in one run; then jobs, and jobs with --kill-share.
 			sc.Conns, sc.Size = f.echoConns, f.echoSize
-			for k := range strings.SplitSeq(f.echoInflight, ",") {
-				n, err := strconv.Atoi(strings.TrimSpace(k))
-				if err != nil {
-					return nil, fmt.Errorf("%w: --echo-inflight %q", ErrUsage, f.echoInflight)
-				}
-				sc.Inflight = n
+			for _, k := range ks {
+				sc.Inflight = k
 				req := sc
 				req.Scenario, req.Direction = scRequest, dirP2C
 				out = append(out, req, sc)
@@ -555,12 +553,8 @@ func (f *suiteFlags) plan() ([]scenarioConfig, error) {
 			out = append(out, sc)
 		case scEcho:
 			sc.Conns, sc.Size = f.echoConns, f.echoSize
-			for k := range strings.SplitSeq(f.echoInflight, ",") {
-				n, err := strconv.Atoi(strings.TrimSpace(k))
-				if err != nil {
-					return nil, fmt.Errorf("%w: --echo-inflight %q", ErrUsage, f.echoInflight)
-				}
-				sc.Inflight = n
+			for _, k := range ks {
+				sc.Inflight = k
 				out = append(out, sc)
 			}
 		default:
