@@ -106,17 +106,17 @@ func (c *Connection) queuePrepared(m *PreparedMessage) error {
 		return c.closedError()
 	case !c.deflate || !c.p.shouldCompress(len(m.payload)):
 		err = c.pc.WriteShared(m.plain, false)
-	case c.fullWindow && m.compressedFrame() != nil:
+	case c.z.fullWindow && m.compressedFrame() != nil:
 		// The broadcast was compressed once, without context: valid for
 		// any receiver that takes 15-bit windows. A receiver whose own
 		// compressor keeps context must also remember the message, as the
 		// peer's inflater will.
-		if !c.zcontext {
+		if !c.z.zcontext {
 			err = c.pc.WriteShared(m.compressed, false)
 			break
 		}
 		if err = c.pc.WriteShared(m.compressed, false); err == nil {
-			c.deflater.Observe(m.payload)
+			c.z.deflater.Observe(m.payload)
 		}
 	default:
 		// A compressor that keeps context must see every message it sends,
@@ -172,9 +172,7 @@ func (p *Provider) BroadcastFilter(binary bool, data []byte, keep func(*Connecti
 func (p *Provider) BroadcastPrepared(m *PreparedMessage, keep func(*Connection) bool) BroadcastResult {
 	snap := getSnapshot()
 	defer putSnapshot(snap)
-	p.connMu.RLock()
-	*snap = append(*snap, p.conns...)
-	p.connMu.RUnlock()
+	*snap = p.snapshotConns(*snap)
 	return p.fanOut(m, *snap, keep)
 }
 

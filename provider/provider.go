@@ -44,6 +44,9 @@ type Provider struct {
 	// of every connection that negotiated no context takeover, and the one
 	// that compresses a broadcast once for all receivers.
 	shared *compress.Compressor
+	// parse is how the frames of a connection are parsed, without and with
+	// permessage-deflate.
+	parse [2]frame.ParseOptions
 
 	lifeMu   sync.Mutex // orders Start against Close and Shutdown
 	pl       *poller.Poller
@@ -58,9 +61,8 @@ type Provider struct {
 	stopOnce sync.Once
 
 	connMu  sync.RWMutex
-	conns   []*Connection // open and closing connections
-	byID    map[string]*Connection
-	lenWait lenWaiters // WaitLen
+	byID    map[[16]byte]*Connection // open and closing connections, by id
+	lenWait lenWaiters               // WaitLen
 
 	dlMu      sync.Mutex
 	deadlines map[*Connection]struct{}
@@ -90,7 +92,7 @@ func New(o Options) (*Provider, error) {
 	p := &Provider{
 		o:         o,
 		log:       o.Logger,
-		byID:      make(map[string]*Connection),
+		byID:      make(map[[16]byte]*Connection),
 		deadlines: make(map[*Connection]struct{}),
 		topics:    make(map[string]*topic),
 		sessions:  make(map[string]*session),
@@ -100,6 +102,13 @@ func New(o Options) (*Provider, error) {
 		hbHeader:  heartbeatHeader(&o),
 	}
 	p.hp.work = p.handlerWorker
+	for i, deflate := range []bool{false, true} {
+		p.parse[i] = frame.ParseOptions{
+			Role:       frame.RoleServer,
+			AllowRSV1:  deflate,
+			MaxPayload: int64(p.maxFrameSize(deflate)),
+		}
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -205,9 +214,13 @@ func (p *Provider) Len() int {
 // upgrade and has not closed yet: like Len, it includes a connection in its
 // closing handshake (see Connection.State).
 func (p *Provider) Connection(id string) (*Connection, bool) {
+	uid, ok := parseUUID(id)
+	if !ok {
+		return nil, false
+	}
 	p.connMu.RLock()
 	defer p.connMu.RUnlock()
-	c, ok := p.byID[id]
+	c, ok := p.byID[uid]
 	return c, ok
 }
 
@@ -226,7 +239,7 @@ func (p *Provider) Connections() []*Connection {
 	p.connMu.RLock()
 	defer p.connMu.RUnlock()
 	out := make([]*Connection, 0, len(p.byID))
-	for _, c := range p.conns {
+	for _, c := range p.byID {
 		if State(c.state.Load()) == StateOpen {
 			out = append(out, c)
 		}
@@ -323,8 +336,7 @@ type handler struct{ p *Provider }
 
 func (h handler) OnOpen(pc *poller.Conn) {
 	p := h.p
-	c := &Connection{p: p, pc: pc, remote: pc.RemoteAddr()}
-	c.ip = ipOf(c.remote)
+	c := &Connection{p: p, pc: pc}
 	pc.SetContext(c)
 	if p.closing.Load() {
 		_ = pc.Write(respUnavailable, nil, true)
@@ -381,14 +393,14 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 	}
 	p.disarmDeadline(c)
 	c.releaseMsg()
-	if c.inflater != nil {
-		c.inflater.Release()
+	if z := c.z; z != nil {
+		z.inflater.Release()
+		c.sendMu.Lock()
+		if z.deflater != p.shared {
+			z.deflater.Release()
+		}
+		c.sendMu.Unlock()
 	}
-	c.sendMu.Lock()
-	if c.deflater != nil && c.deflater != p.shared {
-		c.deflater.Release()
-	}
-	c.sendMu.Unlock()
 	if prev < StateOpen {
 		return
 	}
@@ -530,7 +542,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	defer p.putHandshake(hs)
 	if !ok {
 		if hs.authErr != nil {
-			p.report(fmt.Errorf("%w: connection from %s: %w", ErrAuthFailed, c.ip, hs.authErr))
+			p.report(fmt.Errorf("%w: connection from %s: %w", ErrAuthFailed, c.IP(), hs.authErr))
 		}
 		p.stats.rejected[hs.rejected].Add(1)
 		p.respond(c, hs.resp)
@@ -552,8 +564,10 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		return false // closed (timeout, Provider closing) while upgrading
 	}
 	p.disarmDeadline(c)
-	c.id = uuid.NewString()
-	c.params = hs.params
+	c.uid = uuid.New()
+	if len(hs.params) > 0 {
+		c.params = hs.params
+	}
 	c.v2 = hs.v2
 	if c.v2 && hs.session != "" {
 		p.attachSession(c, hs.session)
@@ -561,20 +575,17 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	c.lastPing.Store(time.Now().UnixNano())
 	if hs.extOK {
 		cfg := compress.NewConfig(p.o.Compressor, hs.extResp, true)
-		c.deflate = true
-		c.fullWindow = cfg.CompressWindowBits == 0 || cfg.CompressWindowBits == 15
-		c.inflater = compress.NewDecompressor(cfg)
-		if !cfg.CompressContextTakeover && c.fullWindow {
-			c.deflater = p.shared // keeps nothing: one for every connection
-		} else {
-			c.deflater = compress.NewCompressor(cfg)
-			c.zcontext = cfg.CompressContextTakeover
+		z := &deflateState{
+			fullWindow: cfg.CompressWindowBits == 0 || cfg.CompressWindowBits == 15,
+			inflater:   compress.NewDecompressor(cfg),
 		}
-	}
-	c.parse = frame.ParseOptions{
-		Role:       frame.RoleServer,
-		AllowRSV1:  c.deflate,
-		MaxPayload: int64(p.maxFrameSize(c.deflate)),
+		if !cfg.CompressContextTakeover && z.fullWindow {
+			z.deflater = p.shared // keeps nothing: one for every connection
+		} else {
+			z.deflater = compress.NewCompressor(cfg)
+			z.zcontext = cfg.CompressContextTakeover
+		}
+		c.z, c.deflate = z, true
 	}
 	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate)))
 	// Data frames are taken as their payload arrives (onFrames): the poller
@@ -613,11 +624,19 @@ func (p *Provider) maxFrameSize(deflate bool) int {
 
 func (p *Provider) register(c *Connection) {
 	p.connMu.Lock()
-	c.regIndex = len(p.conns)
-	p.conns = append(p.conns, c)
-	p.byID[c.id] = c
+	p.byID[c.uid] = c
 	p.connMu.Unlock()
 	p.lenWait.changed()
+}
+
+// snapshotConns appends the registered connections to dst.
+func (p *Provider) snapshotConns(dst []*Connection) []*Connection {
+	p.connMu.RLock()
+	for _, c := range p.byID {
+		dst = append(dst, c)
+	}
+	p.connMu.RUnlock()
+	return dst
 }
 
 func (p *Provider) unregister(c *Connection) {
@@ -626,17 +645,10 @@ func (p *Provider) unregister(c *Connection) {
 	}
 	p.connMu.Lock()
 	defer p.connMu.Unlock()
-	i := c.regIndex
-	if i < 0 || i >= len(p.conns) || p.conns[i] != c {
+	if p.byID[c.uid] != c {
 		return
 	}
-	last := len(p.conns) - 1
-	p.conns[i] = p.conns[last]
-	p.conns[i].regIndex = i
-	p.conns[last] = nil
-	p.conns = p.conns[:last]
-	c.regIndex = -1
-	delete(p.byID, c.id)
+	delete(p.byID, c.uid)
 	p.lenWait.changed() // under connMu: harmless, it only closes a channel
 }
 
@@ -744,9 +756,7 @@ var (
 func (p *Provider) heartbeat() {
 	snap := getSnapshot()
 	defer putSnapshot(snap)
-	p.connMu.RLock()
-	*snap = append(*snap, p.conns...)
-	p.connMu.RUnlock()
+	*snap = p.snapshotConns(*snap)
 	max := int32(p.o.Heartbeat.MaxStrikes)
 	for _, c := range *snap {
 		if State(c.state.Load()) != StateOpen || c.hPaused.Load() {

@@ -355,7 +355,7 @@ func (c *Connection) onRequest(e proto.Envelope) {
 	if f := p.o.OnRequest; f != nil {
 		r := &Request{c: c, id: e.ID, msg: msg, redelivered: e.Redelivered, sess: c.sess}
 		if panicked := callRequest(f, c, r); panicked != nil {
-			p.report(fmt.Errorf("provider: connection %s: OnRequest panicked: %v", c.id, panicked))
+			p.report(fmt.Errorf("provider: connection %s: OnRequest panicked: %v", c.ID(), panicked))
 			_ = r.fail(proto.CodePanic, "handler panicked")
 		}
 		return
@@ -367,7 +367,7 @@ func (c *Connection) onRequest(e proto.Envelope) {
 	r := Request{c: c, id: e.ID, sess: c.sess}
 	if f := p.o.OnMessage; f != nil {
 		if panicked := callMessage(f, c, msg); panicked != nil {
-			p.report(fmt.Errorf("provider: connection %s: OnMessage panicked on a request: %v", c.id, panicked))
+			p.report(fmt.Errorf("provider: connection %s: OnMessage panicked on a request: %v", c.ID(), panicked))
 			_ = r.fail(proto.CodePanic, "handler panicked")
 			return
 		}
