@@ -39,13 +39,11 @@ type Conn struct {
 
 	q frame.Queue
 
-	// Carried-over input: inN bytes at the start of in.b. While a dispatch
-	// runs, in belongs to the dispatching goroutine and new input collects
-	// in inq instead.
+	// Carried-over input: in.n bytes at the start of in.b. While a
+	// dispatch runs, in belongs to the dispatching goroutine and new input
+	// collects in inq instead. nil when there is none.
 	in         *buffer
-	inN        int
 	inq        *buffer
-	inqN       int
 	maxPending int
 
 	cause     error         // why it closed, for OnClose
@@ -266,10 +264,7 @@ func (c *Conn) Wake() {
 
 func (c *Conn) wakeTask() {
 	c.mu.Lock()
-	var buf []byte
-	if c.in != nil {
-		buf = c.in.b[:c.inN]
-	}
+	buf := c.in.bytes()
 	c.mu.Unlock()
 	c.dispatch(buf, true, false)
 }
@@ -451,7 +446,7 @@ func (c *Conn) fireClose() {
 	c.mu.Lock()
 	putBuffer(c.in)
 	putBuffer(c.inq)
-	c.in, c.inN, c.inq, c.inqN = nil, 0, nil, 0
+	c.in, c.inq = nil, nil
 	c.mu.Unlock()
 	if c.tls != nil {
 		c.tls.release()
@@ -489,7 +484,7 @@ func (c *Conn) deliver(in []byte) {
 	}
 	if c.dispatching {
 		// A Wake's OnData is running: park the bytes for its next round.
-		if c.inqN+len(in) > c.maxPending {
+		if c.inq.used()+len(in) > c.maxPending {
 			if c.closed {
 				c.mu.Unlock()
 				return
@@ -499,20 +494,22 @@ func (c *Conn) deliver(in []byte) {
 			c.closeTransport()
 			return
 		}
-		c.inq = appendBuffer(c.inq, c.inqN, in)
-		c.inqN += len(in)
+		n := c.inq.used()
+		c.inq = appendBuffer(c.inq, n, in)
+		c.inq.n = n + len(in)
 		c.mu.Unlock()
 		return
 	}
 	c.dispatching = true
-	if c.inN == 0 {
+	n := c.in.used()
+	if n == 0 {
 		c.mu.Unlock()
 		c.dispatch(in, false, false) // zero-copy: nothing carried over
 		return
 	}
-	c.in = appendBuffer(c.in, c.inN, in)
-	c.inN += len(in)
-	buf := c.in.b[:c.inN]
+	c.in = appendBuffer(c.in, n, in)
+	c.in.n = n + len(in)
+	buf := c.in.bytes()
 	c.mu.Unlock()
 	c.dispatch(buf, true, false)
 }
@@ -552,7 +549,7 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 			// Input parked while a Wake's OnData ran was sent before the
 			// peer closed: it is still given to OnData (as it would have
 			// been without the Wake), after the tail of this call is kept.
-			drain = c.closed && c.peerClosed && c.inqN > 0
+			drain = c.closed && c.peerClosed && c.inq.used() > 0
 			if !c.closed || drain {
 				switch rest := len(buf) - n; {
 				case n < 0 || rest < 0:
@@ -575,19 +572,17 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 		if c.closed && !drain {
 			break
 		}
-		if c.inqN > 0 {
-			c.in = appendBuffer(c.in, c.inN, c.inq.b[:c.inqN])
-			c.inN += c.inqN
+		if q := c.inq.used(); q > 0 {
+			n := c.in.used()
+			c.in = appendBuffer(c.in, n, c.inq.bytes())
+			c.in.n = n + q
 			putBuffer(c.inq)
-			c.inq, c.inqN = nil, 0
+			c.inq = nil
 		} else if !c.wakeAgain {
 			break
 		}
 		c.wakeAgain = false
-		buf, fromPend = nil, true
-		if c.in != nil {
-			buf = c.in.b[:c.inN]
-		}
+		buf, fromPend = c.in.bytes(), true
 		c.mu.Unlock()
 	}
 	c.dispatching = false
@@ -595,7 +590,7 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 	if c.closed {
 		putBuffer(c.in)
 		putBuffer(c.inq)
-		c.in, c.inN, c.inq, c.inqN = nil, 0, nil, 0
+		c.in, c.inq = nil, nil
 	}
 	fire := c.finishLocked()
 	switch {
@@ -623,13 +618,13 @@ func (c *Conn) keepLocked(rest []byte, fromPend bool) {
 	switch {
 	case len(rest) == 0:
 		putBuffer(c.in)
-		c.in, c.inN = nil, 0
+		c.in = nil
 	case fromPend:
-		c.inN = copy(c.in.b, rest)
+		c.in.n = copy(c.in.b, rest)
 	default:
 		// c.in is nil: a dispatch of transport bytes starts with nothing
 		// carried over.
 		c.in = getBuffer(len(rest))
-		c.inN = copy(c.in.b, rest)
+		c.in.n = copy(c.in.b, rest)
 	}
 }
