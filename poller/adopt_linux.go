@@ -70,7 +70,8 @@ func (p *Poller) adoptFD(tc *net.TCPConn, initial []byte) (done bool, err error)
 		// netpoll fails only to register fd, and has then closed it (its
 		// close callback): closing it again could hit a reused number.
 		c.mu.Lock()
-		c.closed, c.cause, c.transportDone = true, err, true
+		c.closed, c.transportDone = true, true
+		c.setCauseLocked(err)
 		fire := c.finishLocked()
 		c.mu.Unlock()
 		if fire {

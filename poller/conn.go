@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/netpoll"
@@ -23,13 +23,11 @@ import (
 type Conn struct {
 	p   *Poller
 	nc  netpoll.Connection // netpoll engine; nil for Serve
-	sc  net.Conn           // Serve engine; nil for netpoll
+	srv *serveConn         // Serve engine; nil for netpoll
 	tls *tlsLayer          // netpoll engine with Options.TLS; else nil
 	fd  int                // netpoll engine: the socket, valid while !closed
 
 	slot, gen uint32 // registry slot; write-readiness events carry both
-
-	ctxv atomic.Pointer[any]
 
 	// mu guards everything below. wmu is held across each direct write on
 	// fd, and taken by the close callback, so that netpoll (which closes fd
@@ -37,19 +35,16 @@ type Conn struct {
 	mu  sync.Mutex
 	wmu sync.Mutex
 
-	q frame.Queue
+	ctx any // SetContext's
+	q   frame.Queue
 
 	// Carried-over input: in.n bytes at the start of in.b. While a
 	// dispatch runs, in belongs to the dispatching goroutine and new input
 	// collects in inq instead. nil when there is none.
-	in         *buffer
-	inq        *buffer
-	maxPending int
+	in  *buffer
+	inq *buffer
 
-	cause     error         // why it closed, for OnClose
-	timer     *time.Timer   // CloseAfterFlush's deadline
-	flushSig  chan struct{} // Serve engine: wakes the flusher goroutine
-	flusherUp bool          // Serve engine: the flusher goroutine runs
+	end *connEnd // why it closed and CloseAfterFlush's timer; nil until needed
 
 	opened        bool // OnOpen was called (so OnClose will be)
 	tracked       bool // registered with the Poller
@@ -67,6 +62,51 @@ type Conn struct {
 	finished      bool // OnClose has been scheduled
 	holdEOF       bool // KeepWritableAfterEOF: outlive the peer's half-close (netpoll engine)
 	peerEOF       bool // the peer half-closed and fd is our duplicate, kept for writing
+
+	maxPending int32 // cap on carried-over input (SetMaxPending), at most MaxInt32
+}
+
+// serveConn is what a Conn of the Serve engine has that one of the netpoll
+// engine does not.
+type serveConn struct {
+	sc        net.Conn
+	flushSig  chan struct{} // wakes the flusher goroutine; under Conn.mu
+	flusherUp bool          // the flusher goroutine runs; under Conn.mu
+}
+
+// connEnd is what a Conn needs only once it closes (or starts to).
+type connEnd struct {
+	cause error       // why it closed, for OnClose
+	timer *time.Timer // CloseAfterFlush's deadline
+}
+
+// endState returns c.end, making it; called with c.mu held.
+func (c *Conn) endState() *connEnd {
+	if c.end == nil {
+		c.end = new(connEnd)
+	}
+	return c.end
+}
+
+// setCauseLocked records why c closed; called with c.mu held.
+func (c *Conn) setCauseLocked(err error) {
+	if err != nil || c.end != nil {
+		c.endState().cause = err
+	}
+}
+
+// cause returns why c closed (nil for a clean close). It is read under
+// c.mu, or once c is finished (no more writes).
+func (c *Conn) cause() error {
+	if c.end == nil {
+		return nil
+	}
+	return c.end.cause
+}
+
+// pendingCap clamps a cap on carried-over input to what maxPending holds.
+func pendingCap(n int) int32 {
+	return int32(min(n, math.MaxInt32))
 }
 
 // connCtx is a Conn seen as the context.Context netpoll carries for it, so
@@ -84,21 +124,25 @@ func connOf(ctx context.Context) *Conn {
 }
 
 func newConn(p *Poller) *Conn {
-	c := &Conn{p: p, maxPending: p.o.MaxPending}
+	c := &Conn{p: p, maxPending: pendingCap(p.o.MaxPending)}
 	c.q.SetLimit(p.o.MaxBuffered)
 	return c
 }
 
 // SetContext stores v, the caller's per-connection state; [Conn.Context]
 // returns it. Safe for concurrent use.
-func (c *Conn) SetContext(v any) { c.ctxv.Store(&v) }
+func (c *Conn) SetContext(v any) {
+	c.mu.Lock()
+	c.ctx = v
+	c.mu.Unlock()
+}
 
 // Context returns the value last given to [Conn.SetContext], or nil.
 func (c *Conn) Context() any {
-	if v := c.ctxv.Load(); v != nil {
-		return *v
-	}
-	return nil
+	c.mu.Lock()
+	v := c.ctx
+	c.mu.Unlock()
+	return v
 }
 
 // RemoteAddr returns the peer's address.
@@ -106,7 +150,7 @@ func (c *Conn) RemoteAddr() net.Addr {
 	if c.nc != nil {
 		return c.nc.RemoteAddr()
 	}
-	return c.sc.RemoteAddr()
+	return c.srv.sc.RemoteAddr()
 }
 
 // SetMaxPending sets the cap on carried-over unconsumed input (for
@@ -117,7 +161,7 @@ func (c *Conn) SetMaxPending(n int) {
 		n = c.p.o.MaxPending
 	}
 	c.mu.Lock()
-	c.maxPending = n
+	c.maxPending = pendingCap(n)
 	c.mu.Unlock()
 }
 
@@ -302,7 +346,7 @@ func (c *Conn) CloseAfterFlush(timeout time.Duration) {
 		return
 	}
 	c.closeAfter = true
-	c.timer = time.AfterFunc(timeout, c.closeTimeout)
+	c.endState().timer = time.AfterFunc(timeout, c.closeTimeout)
 	switch {
 	case c.flushing || c.dispatching:
 		// The flush in progress, or the one after the handler returns,
@@ -368,7 +412,7 @@ func (c *Conn) lingerLocked() {
 		return
 	}
 	c.mu.Unlock()
-	if cw, ok := c.sc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+	if cw, ok := c.srv.sc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 		return
 	}
 	_ = c.Close(nil)
@@ -378,7 +422,7 @@ func (c *Conn) lingerLocked() {
 // closer only. The caller then closes the transport (outside mu).
 func (c *Conn) markClosedLocked(err error) {
 	c.closed = true
-	c.cause = err
+	c.setCauseLocked(err)
 	if !c.writing {
 		// No flusher holds slices of the queue: drop it now. Otherwise the
 		// flusher drops it when its write returns.
@@ -386,12 +430,12 @@ func (c *Conn) markClosedLocked(err error) {
 		c.flushing = false
 		c.armed = false
 	}
-	if c.timer != nil {
-		c.timer.Stop()
+	if c.end != nil && c.end.timer != nil {
+		c.end.timer.Stop()
 	}
-	if c.flushSig != nil {
+	if c.srv != nil && c.srv.flushSig != nil {
 		select {
-		case c.flushSig <- struct{}{}:
+		case c.srv.flushSig <- struct{}{}:
 		default:
 		}
 	}
@@ -408,7 +452,7 @@ func (c *Conn) closeTransport() {
 		_ = c.nc.Close()
 		return
 	}
-	_ = c.sc.Close()
+	_ = c.srv.sc.Close()
 }
 
 // peerClosedLocked records a close that came from the transport (the peer
@@ -441,7 +485,7 @@ func (c *Conn) finishLocked() bool {
 // fireClose calls OnClose and releases the connection.
 func (c *Conn) fireClose() {
 	if c.opened {
-		c.p.h.OnClose(c, c.cause)
+		c.p.h.OnClose(c, c.cause())
 	}
 	c.mu.Lock()
 	putBuffer(c.in)
@@ -484,7 +528,7 @@ func (c *Conn) deliver(in []byte) {
 	}
 	if c.dispatching {
 		// A Wake's OnData is running: park the bytes for its next round.
-		if c.inq.used()+len(in) > c.maxPending {
+		if c.inq.used()+len(in) > int(c.maxPending) {
 			if c.closed {
 				c.mu.Unlock()
 				return
@@ -558,7 +602,7 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 						closeNow = true
 					}
 					drain = false
-				case rest > c.maxPending:
+				case rest > int(c.maxPending):
 					if !c.closed {
 						c.markClosedLocked(ErrPendingLimit)
 						closeNow = true

@@ -103,8 +103,8 @@ func fuzzDeliverBody(t *testing.T, stream, cuts []byte, limit uint16) {
 		t.Fatal("still dispatching")
 	}
 	if c.closed {
-		if !errors.Is(c.cause, ErrPendingLimit) {
-			t.Fatalf("closed with %v", c.cause)
+		if !errors.Is(c.cause(), ErrPendingLimit) {
+			t.Fatalf("closed with %v", c.cause())
 		}
 		return
 	}

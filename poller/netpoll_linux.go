@@ -178,11 +178,11 @@ func (p *Poller) onPrepare(nc netpoll.Connection) context.Context {
 		// Never with netpoll v0.7.2; without a descriptor we cannot write.
 		c.fd = -1
 		c.closed = true
-		c.cause = errors.New("poller: netpoll connection without a descriptor")
+		c.setCauseLocked(errors.New("poller: netpoll connection without a descriptor"))
 	} else if !p.register(c) {
 		// The Poller is closing: OnConnect closes it without OnOpen.
 		c.closed = true
-		c.cause = ErrPollerClosed
+		c.setCauseLocked(ErrPollerClosed)
 	} else if p.o.TLS != nil {
 		c.tls = newTLSLayer(c, p.o.TLS, p.o.TLSHandshakeTimeout)
 	}
