@@ -229,13 +229,14 @@ func (c *Connection) Subscribe(name string) error {
 	}
 	t.subs[c] = struct{}{}
 	p.queuesTopic(c, name, true)
-	if c.topics == nil {
-		c.topics = make(topicSet)
+	r := c.rareState()
+	if r.topics == nil {
+		r.topics = make(topicSet)
 	}
-	if _, dup := c.topics[name]; !dup && len(p.observers) > 0 {
+	if _, dup := r.topics[name]; !dup && len(p.observers) > 0 {
 		p.observeTopic(c, name, true)
 	}
-	c.topics[name] = struct{}{}
+	r.topics[name] = struct{}{}
 	return nil
 }
 
@@ -245,11 +246,12 @@ func (c *Connection) Unsubscribe(name string) bool {
 	p := c.p
 	p.topicMu.Lock()
 	defer p.topicMu.Unlock()
-	if _, ok := c.topics[name]; !ok {
+	topics := c.subs()
+	if _, ok := topics[name]; !ok {
 		return false
 	}
 	p.queuesTopic(c, name, false)
-	delete(c.topics, name)
+	delete(topics, name)
 	p.dropSub(name, c)
 	p.observeTopic(c, name, false)
 	return true
@@ -268,8 +270,9 @@ func (p *Provider) dropSub(name string, c *Connection) {
 // Topics returns the topics the connection is subscribed to, sorted.
 func (c *Connection) Topics() []string {
 	c.p.topicMu.RLock()
-	out := make([]string, 0, len(c.topics))
-	for name := range c.topics {
+	topics := c.subs()
+	out := make([]string, 0, len(topics))
+	for name := range topics {
 		out = append(out, name)
 	}
 	c.p.topicMu.RUnlock()
@@ -281,20 +284,22 @@ func (c *Connection) Topics() []string {
 func (c *Connection) Subscribed(name string) bool {
 	c.p.topicMu.RLock()
 	defer c.p.topicMu.RUnlock()
-	_, ok := c.topics[name]
+	_, ok := c.subs()[name]
 	return ok
 }
 
 // unsubscribeAll removes c from its topics; with observers it returns them.
 func (p *Provider) unsubscribeAll(c *Connection) (topics []string) {
 	p.topicMu.Lock()
-	for name := range c.topics {
-		p.dropSub(name, c)
-		if len(p.observers) > 0 {
-			topics = append(topics, name)
+	if r := c.rare.Load(); r != nil {
+		for name := range r.topics {
+			p.dropSub(name, c)
+			if len(p.observers) > 0 {
+				topics = append(topics, name)
+			}
 		}
+		r.topics = nil
 	}
-	c.topics = nil
 	p.topicMu.Unlock()
 	return topics
 }

@@ -77,7 +77,6 @@ type Connection struct {
 
 	// Requests (subprotocol network-cluster.v2).
 	pending atomic.Pointer[pendingTable] // unanswered requests sent on c; made on first use
-	sess    *session                     // the Consumer's de-duplication session, or nil
 
 	// Heartbeat: the timer goroutine and the read side.
 	lastPing atomic.Int64 // unix nanoseconds of the last answer (pong)
@@ -98,10 +97,8 @@ type Connection struct {
 	hHead, hTail *msgBuf     // queued messages
 	hBytes       int         // bytes queued and not yet handled
 	runNext      *Connection // the Provider's run queue, under Provider.hpMu
-	actErr       error       // actFail's error; actPeerClose's code and reason (*CloseError)
 
 	deadline atomic.Int64 // unix ns: handshake or closing deadline; 0 none
-	topics   topicSet     // under Provider.topicMu
 }
 
 // connRare is the state few connections need, or need only at the end.
@@ -109,6 +106,26 @@ type connRare struct {
 	idStr    atomic.Pointer[[36]byte]    // the id's string form, made by the first ID
 	value    atomic.Value                // SetValue's
 	closeRec atomic.Pointer[closeRecord] // the first close code and reason
+	sess     *session                    // the Consumer's de-duplication session, or nil; set before the connection opens
+	topics   topicSet                    // under Provider.topicMu
+	actErr   error                       // actFail's error; actPeerClose's code and reason (*CloseError); under Connection.hMu
+}
+
+// session returns the Consumer's de-duplication session, or nil.
+func (c *Connection) session() *session {
+	if r := c.rare.Load(); r != nil {
+		return r.sess
+	}
+	return nil
+}
+
+// subs returns the topics c is subscribed to (nil for none); the caller
+// holds Provider.topicMu.
+func (c *Connection) subs() topicSet {
+	if r := c.rare.Load(); r != nil {
+		return r.topics
+	}
+	return nil
 }
 
 // rareState returns c's rare state, making it on first use.

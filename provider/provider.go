@@ -417,8 +417,8 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 	if t := c.pending.Load(); t != nil {
 		t.failAll(p, err)
 	}
-	if c.sess != nil {
-		p.detachSession(c.sess)
+	if s := c.session(); s != nil {
+		p.detachSession(s)
 	}
 	p.unregister(c)
 	p.queuesClosed(c)

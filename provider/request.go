@@ -341,8 +341,9 @@ func (c *Connection) onRequest(e proto.Envelope) {
 	if e.Redelivered {
 		p.stats.requestsRedelivered.Add(1)
 	}
-	if c.sess != nil {
-		hit, cached := c.sess.begin(e.ID, c, p.o.DedupWindow)
+	sess := c.session()
+	if sess != nil {
+		hit, cached := sess.begin(e.ID, c, p.o.DedupWindow)
 		if hit {
 			p.stats.dedupHits.Add(1)
 			if cached != nil {
@@ -353,7 +354,7 @@ func (c *Connection) onRequest(e proto.Envelope) {
 	}
 	msg := Message{Binary: !e.Text, Data: e.Payload}
 	if f := p.o.OnRequest; f != nil {
-		r := &Request{c: c, id: e.ID, msg: msg, redelivered: e.Redelivered, sess: c.sess}
+		r := &Request{c: c, id: e.ID, msg: msg, redelivered: e.Redelivered, sess: sess}
 		if panicked := callRequest(f, c, r); panicked != nil {
 			p.report(fmt.Errorf("provider: connection %s: OnRequest panicked: %v", c.ID(), panicked))
 			_ = r.fail(proto.CodePanic, "handler panicked")
@@ -364,7 +365,7 @@ func (c *Connection) onRequest(e proto.Envelope) {
 	// reply once it returns.
 	p.stats.messagesIn.Add(1)
 	p.stats.bytesIn.Add(uint64(len(msg.Data)))
-	r := Request{c: c, id: e.ID, sess: c.sess}
+	r := Request{c: c, id: e.ID, sess: sess}
 	if f := p.o.OnMessage; f != nil {
 		if panicked := callMessage(f, c, msg); panicked != nil {
 			p.report(fmt.Errorf("provider: connection %s: OnMessage panicked on a request: %v", c.ID(), panicked))
