@@ -145,10 +145,12 @@ func (c *Conn) Context() any {
 	return v
 }
 
-// RemoteAddr returns the peer's address.
+// RemoteAddr returns the peer's address: for TCP a *net.TCPAddr, on the
+// netpoll engine a new one at each call, whose IP is shared with other
+// connections' (it must not be modified).
 func (c *Conn) RemoteAddr() net.Addr {
 	if c.nc != nil {
-		return c.nc.RemoteAddr()
+		return tcpAddrOf(c.nc.RemoteAddr())
 	}
 	return c.srv.sc.RemoteAddr()
 }

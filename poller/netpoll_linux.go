@@ -725,29 +725,12 @@ func (l *listener) close() {
 	}
 }
 
-// ip4Cache holds the 16-byte forms of recent IPv4 peer addresses, so that
-// the connections from one host (a fleet of workers comes from a few)
-// share their address's IP instead of holding a copy each: 16 bytes per
-// connection. Direct-mapped; a miss makes the copy it would have made.
-var ip4Cache [64]atomic.Pointer[[net.IPv6len]byte]
-
-// sharedIPv4 returns the IP a4 in its 16-byte form, shared with other
-// connections from the same address: it must not be modified.
-func sharedIPv4(a4 [4]byte) net.IP {
-	slot := &ip4Cache[(uint32(a4[0])*0x9e3779b1^uint32(a4[1])*0x85ebca6b^uint32(a4[2])*0xc2b2ae35^uint32(a4[3])*0x27d4eb2f)>>26]
-	if b := slot.Load(); b != nil && [4]byte(b[12:]) == a4 {
-		return b[:]
-	}
-	b := &[net.IPv6len]byte{10: 0xff, 11: 0xff}
-	copy(b[12:], a4[:])
-	slot.Store(b)
-	return b[:]
-}
-
+// sockaddrToTCP returns the address of an accepted connection, for netpoll
+// to keep: a compact one for IPv4 (see peerAddr4), a *net.TCPAddr for IPv6.
 func sockaddrToTCP(sa syscall.Sockaddr) net.Addr {
 	switch a := sa.(type) {
 	case *syscall.SockaddrInet4:
-		return &net.TCPAddr{IP: sharedIPv4(a.Addr), Port: a.Port}
+		return &peerAddr4{ip: a.Addr, port: uint16(a.Port)}
 	case *syscall.SockaddrInet6:
 		ta := &net.TCPAddr{IP: append(net.IP(nil), a.Addr[:]...), Port: a.Port}
 		if a.ZoneId != 0 {

@@ -109,6 +109,7 @@ type connRare struct {
 	sess     *session                    // the Consumer's de-duplication session, or nil; set before the connection opens
 	topics   topicSet                    // under Provider.topicMu
 	actErr   error                       // actFail's error; actPeerClose's code and reason (*CloseError); under Connection.hMu
+	remote   atomic.Pointer[net.Addr]    // RemoteAddr's, made by the first call
 }
 
 // session returns the Consumer's de-duplication session, or nil.
@@ -177,8 +178,20 @@ func (c *Connection) ID() string {
 // IP returns the remote IP address, without the port.
 func (c *Connection) IP() string { return ipOf(c.RemoteAddr()) }
 
-// RemoteAddr returns the remote network address.
-func (c *Connection) RemoteAddr() net.Addr { return c.pc.RemoteAddr() }
+// RemoteAddr returns the remote network address (for TCP a *net.TCPAddr,
+// which must not be modified).
+func (c *Connection) RemoteAddr() net.Addr {
+	if r := c.rare.Load(); r != nil {
+		if a := r.remote.Load(); a != nil {
+			return *a
+		}
+	}
+	a := c.pc.RemoteAddr()
+	if !c.rareState().remote.CompareAndSwap(nil, &a) {
+		a = *c.rare.Load().remote.Load()
+	}
+	return a
+}
 
 // Parameters returns the decoded URL query parameters of the upgrade
 // request (required auth parameters and any other metadata): nil when it

@@ -355,7 +355,7 @@ func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 			Path:       p.o.Path,
 			RawQuery:   string(h.query),
 			Header:     h.headers(),
-			RemoteAddr: h.cn.RemoteAddr(),
+			RemoteAddr: h.cn.pc.RemoteAddr(),
 		}
 		ok, err := callAuth(h.ctx, auth, r, params)
 		if err != nil {

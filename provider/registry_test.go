@@ -1,8 +1,11 @@
 package provider
 
 import (
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 // Two live connections whose ids share the registry key (their first 8
@@ -84,5 +87,50 @@ func TestConnectionID(t *testing.T) {
 		if _, ok := parseUUID(bad); ok {
 			t.Errorf("parseUUID(%q) accepted", bad)
 		}
+	}
+}
+
+// What a connection made on first use (its id string, address, value) or
+// left out (no parameters) reads the same as when it was kept.
+func TestConnectionLazyState(t *testing.T) {
+	p, e, addr := start(t, Options{})
+	plain := dial(t, addr, "/connect")
+	withQuery := dial(t, addr, "/connect?team=a&team=b&x=")
+	e.wait(t, "two opened", func(e *events) bool { return len(e.opened) == 2 })
+	byLocal := map[string]*Connection{}
+	for _, c := range p.Connections() {
+		byLocal[c.RemoteAddr().String()] = c
+	}
+	c, q := byLocal[plain.Conn.LocalAddr().String()], byLocal[withQuery.Conn.LocalAddr().String()]
+	if c == nil || q == nil {
+		t.Fatalf("connections by remote address: %v", byLocal)
+	}
+	if c.Parameters() != nil || c.Param("team") != "" {
+		t.Errorf("no query: Parameters %v", c.Parameters())
+	}
+	if got := q.Parameters(); len(got["team"]) != 2 || q.Param("team") != "a" || !got.Has("x") {
+		t.Errorf("Parameters %v", got)
+	}
+	ra, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok || ra.String() != plain.Conn.LocalAddr().String() || c.RemoteAddr() != c.RemoteAddr() {
+		t.Errorf("RemoteAddr %T %v", c.RemoteAddr(), c.RemoteAddr())
+	}
+	if c.IP() != "127.0.0.1" {
+		t.Errorf("IP %q", c.IP())
+	}
+	id := c.ID()
+	if _, err := uuid.Parse(id); err != nil || id != strings.ToLower(id) || c.ID() != id || id == q.ID() {
+		t.Errorf("IDs %q, %q", id, q.ID())
+	}
+	if got, ok := p.Connection(id); !ok || got != c {
+		t.Errorf("Connection(%q) = %p, %v", id, got, ok)
+	}
+	if c.Value() != nil {
+		t.Errorf("Value before SetValue: %v", c.Value())
+	}
+	c.SetValue("x")
+	c.SetValue("y")
+	if c.Value() != "y" || q.Value() != nil {
+		t.Errorf("Values %v, %v", c.Value(), q.Value())
 	}
 }
