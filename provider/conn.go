@@ -55,9 +55,8 @@ type Connection struct {
 	params url.Values               // nil when the request had none
 	rare   atomic.Pointer[connRare] // made on first use
 
-	state    atomic.Uint32
-	authOver atomic.Bool               // the auth step ended: by the handler's verdict or by the handshake deadline
-	authed   atomic.Pointer[handshake] // an upgrade the auth handler accepted, for OnData to open
+	state atomic.Uint32
+	hb    atomic.Uint32 // heartbeat flags: hbAwaiting, hbKilled
 
 	// Read side: touched only by the goroutine running OnData for this
 	// connection (the poller never runs two at once for one connection).
@@ -78,10 +77,8 @@ type Connection struct {
 	// Requests (subprotocol network-cluster.v2).
 	pending atomic.Pointer[pendingTable] // unanswered requests sent on c; made on first use
 
-	// Heartbeat: the timer goroutine and the read side.
+	// Heartbeat: the timer goroutine and the read side (and hb above).
 	lastPing atomic.Int64 // unix nanoseconds of the last answer (pong)
-	awaiting atomic.Bool  // a ping was sent and not answered
-	hbKilled atomic.Bool  // the heartbeat closed it (counted once)
 	strikes  atomic.Int32 // intervals without an answer
 
 	// Handler queue (dispatch.go), under hMu.
@@ -110,7 +107,17 @@ type connRare struct {
 	topics   topicSet                    // under Provider.topicMu
 	actErr   error                       // actFail's error; actPeerClose's code and reason (*CloseError); under Connection.hMu
 	remote   atomic.Pointer[net.Addr]    // RemoteAddr's, made by the first call
+
+	// With an auth handler, made before the connection enters StateAuth.
+	authOver atomic.Bool               // the auth step ended: by the handler's verdict or by the handshake deadline
+	authed   atomic.Pointer[handshake] // an upgrade the auth handler accepted, for OnData to open
 }
+
+// Connection.hb's flags.
+const (
+	hbAwaiting = 1 << iota // a ping was sent and not answered
+	hbKilled               // the heartbeat closed it (counted once)
+)
 
 // session returns the Consumer's de-duplication session, or nil.
 func (c *Connection) session() *session {
@@ -961,7 +968,7 @@ func (c *Connection) peerCloseNow(code CloseCode, reason string) {
 
 // answered records a heartbeat answer.
 func (c *Connection) answered() {
-	c.awaiting.Store(false)
+	c.hb.And(^uint32(hbAwaiting))
 	c.strikes.Store(0)
 	c.lastPing.Store(time.Now().UnixNano())
 }

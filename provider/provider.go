@@ -377,7 +377,7 @@ func (h handler) OnData(pc *poller.Conn, in []byte) int {
 		// Early frames wait for the auth handler's verdict; an accepted
 		// upgrade is opened here, on the loop, so that OnOpen comes before
 		// OnMessage and never runs alongside OnData or OnClose.
-		hs := c.authed.Swap(nil)
+		hs := c.rare.Load().authed.Swap(nil) // made before StateAuth
 		if hs == nil {
 			return 0
 		}
@@ -490,6 +490,7 @@ func (p *Provider) onHandshake(c *Connection, in []byte) int {
 		return len(in)
 	}
 	hs.req = bytes.Clone(req)
+	c.rareState() // holds the auth step's state: made before StateAuth
 	c.setState(StateAuth)
 	// A client may half-close once its request is sent: it still gets the
 	// answer, then the close.
@@ -511,7 +512,8 @@ func (p *Provider) authWorker(c *Connection, hs *handshake) {
 	ok := hs.upgrade()
 	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
-	if !c.authOver.CompareAndSwap(false, true) {
+	r := c.rare.Load() // made before the worker started
+	if !r.authOver.CompareAndSwap(false, true) {
 		// The handshake deadline passed while the handler ran: the timer
 		// has answered 408 and counted the timeout.
 		p.putHandshake(hs)
@@ -528,7 +530,7 @@ func (p *Provider) authWorker(c *Connection, hs *handshake) {
 		p.finishHandshake(c, hs, false)
 		return
 	}
-	c.authed.Store(hs)
+	r.authed.Store(hs)
 	c.pc.Wake() // OnData opens the connection
 }
 
@@ -752,7 +754,7 @@ func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 		case StateAuth:
 			// Unless the handler's verdict came first: the upgrade cannot
 			// complete once this claims the auth step.
-			if c.authOver.CompareAndSwap(false, true) {
+			if c.rare.Load().authOver.CompareAndSwap(false, true) { // made before StateAuth
 				p.refuse(c, respTimeout, RejectTimeout)
 			}
 		case StateClosing:
@@ -795,14 +797,14 @@ func (p *Provider) heartbeat() {
 			continue
 		}
 		switch {
-		case !c.awaiting.Load():
-			c.awaiting.Store(true)
+		case c.hb.Load()&hbAwaiting == 0:
+			c.hb.Or(hbAwaiting)
 			if c.pc.WriteShared(p.pingFrame, true) == nil {
 				c.pc.Flush()
 			}
 		case c.strikes.Load() < max:
 			c.strikes.Add(1)
-		case !c.hbKilled.CompareAndSwap(false, true):
+		case c.hb.Or(hbKilled)&hbKilled != 0:
 			// Killed at an earlier tick and still closing: counted once.
 		default:
 			p.stats.heartbeatKills.Add(1)
