@@ -106,17 +106,18 @@ func (c *Connection) queuePrepared(m *PreparedMessage) error {
 		return c.closedError()
 	case !c.deflate || !c.p.shouldCompress(len(m.payload)):
 		err = c.pc.WriteShared(m.plain, false)
-	case c.z.fullWindow && m.compressedFrame() != nil:
+	case c.zstate().fullWindow && m.compressedFrame() != nil:
 		// The broadcast was compressed once, without context: valid for
 		// any receiver that takes 15-bit windows. A receiver whose own
 		// compressor keeps context must also remember the message, as the
 		// peer's inflater will.
-		if !c.z.zcontext {
+		z := c.zstate()
+		if !z.zcontext {
 			err = c.pc.WriteShared(m.compressed, false)
 			break
 		}
 		if err = c.pc.WriteShared(m.compressed, false); err == nil {
-			c.z.deflater.Observe(m.payload)
+			z.deflater.Observe(m.payload)
 		}
 	default:
 		// A compressor that keeps context must see every message it sends,

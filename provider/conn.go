@@ -71,11 +71,7 @@ type Connection struct {
 	msg        *msgBuf // the message being assembled (pooled), charged to the budget
 
 	// Write side.
-	sendMu sync.Mutex    // orders the open check and queueing of a message against the close frame (and compress+queue)
-	z      *deflateState // permessage-deflate's state, or nil
-
-	// Requests (subprotocol network-cluster.v2).
-	pending atomic.Pointer[pendingTable] // unanswered requests sent on c; made on first use
+	sendMu sync.Mutex // orders the open check and queueing of a message against the close frame (and compress+queue)
 
 	// Heartbeat: the timer goroutine and the read side (and hb above).
 	lastPing atomic.Int64 // unix nanoseconds of the last answer (pong)
@@ -100,13 +96,15 @@ type Connection struct {
 
 // connRare is the state few connections need, or need only at the end.
 type connRare struct {
-	idStr    atomic.Pointer[[36]byte]    // the id's string form, made by the first ID
-	value    atomic.Value                // SetValue's
-	closeRec atomic.Pointer[closeRecord] // the first close code and reason
-	sess     *session                    // the Consumer's de-duplication session, or nil; set before the connection opens
-	topics   topicSet                    // under Provider.topicMu
-	actErr   error                       // actFail's error; actPeerClose's code and reason (*CloseError); under Connection.hMu
-	remote   atomic.Pointer[net.Addr]    // RemoteAddr's, made by the first call
+	idStr    atomic.Pointer[[36]byte]     // the id's string form, made by the first ID
+	value    atomic.Value                 // SetValue's
+	closeRec atomic.Pointer[closeRecord]  // the first close code and reason
+	sess     *session                     // the Consumer's de-duplication session, or nil; set before the connection opens
+	topics   topicSet                     // under Provider.topicMu
+	actErr   error                        // actFail's error; actPeerClose's code and reason (*CloseError); under Connection.hMu
+	remote   atomic.Pointer[net.Addr]     // RemoteAddr's, made by the first call
+	z        *deflateState                // permessage-deflate's state (Connection.deflate), set before the connection opens
+	pending  atomic.Pointer[pendingTable] // unanswered requests sent on c (subprotocol network-cluster.v2); made on first use
 
 	// With an auth handler, made before the connection enters StateAuth.
 	authOver atomic.Bool               // the auth step ended: by the handler's verdict or by the handshake deadline
@@ -118,6 +116,10 @@ const (
 	hbAwaiting = 1 << iota // a ping was sent and not answered
 	hbKilled               // the heartbeat closed it (counted once)
 )
+
+// zstate returns the permessage-deflate state of a connection that
+// negotiated it (c.deflate).
+func (c *Connection) zstate() *deflateState { return c.rare.Load().z }
 
 // session returns the Consumer's de-duplication session, or nil.
 func (c *Connection) session() *session {
@@ -446,7 +448,7 @@ func (c *Connection) sendCompressed(op frame.Opcode, env, p []byte) error {
 	}
 	buf := getScratch()
 	defer putScratch(buf)
-	z := c.z
+	z := c.zstate()
 	if z.zcontext && c.p.o.Backpressure == RefuseOnBackpressure {
 		// A compressor that keeps context must send what it compressed, so
 		// refuse before compressing: the frame is never larger than this.
@@ -867,7 +869,7 @@ func (c *Connection) inflate(data []byte) (*msgBuf, error) {
 	} else {
 		out = newMsgBuf(got)
 	}
-	res, err := c.z.inflater.Decompress(out.b[:0], data, limit)
+	res, err := c.zstate().inflater.Decompress(out.b[:0], data, limit)
 	if err != nil {
 		p.uncharge(got)
 		freeMsgBuf(out)

@@ -403,7 +403,8 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 	}
 	p.disarmDeadline(c)
 	c.releaseMsg()
-	if z := c.z; z != nil {
+	if c.deflate {
+		z := c.zstate()
 		z.inflater.Release()
 		c.sendMu.Lock()
 		if z.deflater != p.shared {
@@ -414,7 +415,7 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 	if prev < StateOpen {
 		return
 	}
-	if t := c.pending.Load(); t != nil {
+	if t := c.loadPending(); t != nil {
 		t.failAll(p, err)
 	}
 	if s := c.session(); s != nil {
@@ -597,7 +598,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 			z.deflater = compress.NewCompressor(cfg)
 			z.zcontext = cfg.CompressContextTakeover
 		}
-		c.z, c.deflate = z, true
+		c.rareState().z, c.deflate = z, true
 	}
 	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate)))
 	// Data frames are taken as their payload arrives (onFrames): the poller

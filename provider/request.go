@@ -299,23 +299,33 @@ func (c *Connection) pendingError(err error) error {
 // made on first use so that a connection that never sends a request holds
 // none.
 func (c *Connection) pendingTable() *pendingTable {
-	if t := c.pending.Load(); t != nil {
+	r := c.rareState()
+	if t := r.pending.Load(); t != nil {
 		return t
 	}
 	t := &pendingTable{m: make(map[uint64]*waiter)}
-	if c.pending.CompareAndSwap(nil, t) {
+	if r.pending.CompareAndSwap(nil, t) {
 		if State(c.state.Load()) == StateClosed {
 			t.failAll(c.p, nil) // OnClose may have run before the table existed
 		}
 		return t
 	}
-	return c.pending.Load()
+	return r.pending.Load()
+}
+
+// loadPending returns the connection's table of unanswered requests, or
+// nil if none was made.
+func (c *Connection) loadPending() *pendingTable {
+	if r := c.rare.Load(); r != nil {
+		return r.pending.Load()
+	}
+	return nil
 }
 
 // onReply completes a request with the reply or error envelope e.
 func (c *Connection) onReply(e proto.Envelope) {
 	p := c.p
-	t := c.pending.Load()
+	t := c.loadPending()
 	var w *waiter
 	if t != nil {
 		w = t.take(e.ID)
