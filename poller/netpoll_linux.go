@@ -186,7 +186,13 @@ func (p *Poller) onPrepare(nc netpoll.Connection) context.Context {
 	} else if p.o.TLS != nil {
 		c.tls = newTLSLayer(c, p.o.TLS, p.o.TLSHandshakeTimeout)
 	}
-	_ = nc.AddCloseCallback(c.onNetpollClose)
+	if pa, ok := nc.RemoteAddr().(*peerAddr4); ok {
+		// The address leads back to c: no closure to keep per connection.
+		pa.c = c
+		_ = nc.AddCloseCallback(onNetpollClosed)
+	} else {
+		_ = nc.AddCloseCallback(c.onNetpollClose)
+	}
 	return (*connCtx)(c)
 }
 
@@ -225,6 +231,12 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 		}
 	}
 	return r.Release()
+}
+
+// onNetpollClosed is onNetpollClose for a connection whose address is a
+// peerAddr4 that leads to its Conn.
+func onNetpollClosed(nc netpoll.Connection) error {
+	return nc.RemoteAddr().(*peerAddr4).c.onNetpollClose(nc)
 }
 
 // onNetpollClose is the connection's netpoll close callback. It runs once,
