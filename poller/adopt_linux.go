@@ -80,7 +80,7 @@ func (p *Poller) adoptFD(tc *net.TCPConn, initial []byte) (done bool, err error)
 		return true, &opError{op: "adopt", err: err}
 	}
 	c.nc = adoptedConn{Connection: nc, laddr: laddr, raddr: raddr}
-	c.fd = fd
+	c.fd = int32(fd)
 	_ = nc.AddCloseCallback(c.onNetpollClose)
 	// Input that arrives from now on waits in netpoll's buffer until the
 	// OnRequest callback is set, after OnOpen and the initial bytes.

@@ -25,7 +25,7 @@ func detachedConn(h Handler, maxPending int) *Conn {
 	r, _ := Options{MaxPending: maxPending}.resolve()
 	p := newPoller(h, r)
 	c := newConn(p)
-	c.srv = &serveConn{sc: nopConn{}}
+	c.ext = &connExt{sc: nopConn{}}
 	c.opened = true
 	return c
 }

@@ -23,11 +23,12 @@ import (
 type Conn struct {
 	p   *Poller
 	nc  netpoll.Connection // netpoll engine; nil for Serve
-	srv *serveConn         // Serve engine; nil for netpoll
+	ext *connExt           // Serve engine, or closing; else nil
 	tls *tlsLayer          // netpoll engine with Options.TLS; else nil
-	fd  int                // netpoll engine: the socket, valid while !closed
 
-	slot, gen uint32 // registry slot; write-readiness events carry both
+	fd         int32  // netpoll engine: the socket, valid while !closed
+	slot, gen  uint32 // registry slot; write-readiness events carry both
+	maxPending int32  // under mu: cap on carried-over input (SetMaxPending), at most MaxInt32
 
 	// mu guards everything below. wmu is held across each direct write on
 	// fd, and taken by the close callback, so that netpoll (which closes fd
@@ -43,8 +44,6 @@ type Conn struct {
 	// collects in inq instead. nil when there is none.
 	in  *buffer
 	inq *buffer
-
-	end *connEnd // why it closed and CloseAfterFlush's timer; nil until needed
 
 	opened        bool // OnOpen was called (so OnClose will be)
 	tracked       bool // registered with the Poller
@@ -62,46 +61,42 @@ type Conn struct {
 	finished      bool // OnClose has been scheduled
 	holdEOF       bool // KeepWritableAfterEOF: outlive the peer's half-close (netpoll engine)
 	peerEOF       bool // the peer half-closed and fd is our duplicate, kept for writing
-
-	maxPending int32 // cap on carried-over input (SetMaxPending), at most MaxInt32
 }
 
-// serveConn is what a Conn of the Serve engine has that one of the netpoll
-// engine does not.
-type serveConn struct {
-	sc        net.Conn
-	flushSig  chan struct{} // wakes the flusher goroutine; under Conn.mu
-	flusherUp bool          // the flusher goroutine runs; under Conn.mu
+// connExt is what few Conns need: those of the Serve engine, and those
+// closing (or about to), so that an idle one of the netpoll engine holds
+// none. Its fields are under Conn.mu, sc excepted (set before c is shared).
+type connExt struct {
+	sc        net.Conn      // Serve engine: the connection
+	flushSig  chan struct{} // Serve engine: wakes the flusher goroutine
+	flusherUp bool          // Serve engine: the flusher goroutine runs
+	cause     error         // why it closed, for OnClose
+	timer     *time.Timer   // CloseAfterFlush's deadline
 }
 
-// connEnd is what a Conn needs only once it closes (or starts to).
-type connEnd struct {
-	cause error       // why it closed, for OnClose
-	timer *time.Timer // CloseAfterFlush's deadline
-}
-
-// endState returns c.end, making it; called with c.mu held.
-func (c *Conn) endState() *connEnd {
-	if c.end == nil {
-		c.end = new(connEnd)
+// extState returns c.ext, making it; called with c.mu held (or before c is
+// shared).
+func (c *Conn) extState() *connExt {
+	if c.ext == nil {
+		c.ext = new(connExt)
 	}
-	return c.end
+	return c.ext
 }
 
 // setCauseLocked records why c closed; called with c.mu held.
 func (c *Conn) setCauseLocked(err error) {
-	if err != nil || c.end != nil {
-		c.endState().cause = err
+	if err != nil || c.ext != nil {
+		c.extState().cause = err
 	}
 }
 
 // cause returns why c closed (nil for a clean close). It is read under
 // c.mu, or once c is finished (no more writes).
 func (c *Conn) cause() error {
-	if c.end == nil {
+	if c.ext == nil {
 		return nil
 	}
-	return c.end.cause
+	return c.ext.cause
 }
 
 // pendingCap clamps a cap on carried-over input to what maxPending holds.
@@ -152,7 +147,7 @@ func (c *Conn) RemoteAddr() net.Addr {
 	if c.nc != nil {
 		return tcpAddrOf(c.nc.RemoteAddr())
 	}
-	return c.srv.sc.RemoteAddr()
+	return c.ext.sc.RemoteAddr()
 }
 
 // SetMaxPending sets the cap on carried-over unconsumed input (for
@@ -348,7 +343,7 @@ func (c *Conn) CloseAfterFlush(timeout time.Duration) {
 		return
 	}
 	c.closeAfter = true
-	c.endState().timer = time.AfterFunc(timeout, c.closeTimeout)
+	c.extState().timer = time.AfterFunc(timeout, c.closeTimeout)
 	switch {
 	case c.flushing || c.dispatching:
 		// The flush in progress, or the one after the handler returns,
@@ -403,7 +398,7 @@ func (c *Conn) lingerLocked() {
 			c.closeTransport()
 			return
 		}
-		err := shutdownWrite(c.fd) // fd is open: !closed, and we hold mu
+		err := shutdownWrite(int(c.fd)) // fd is open: !closed, and we hold mu
 		if err == nil {
 			c.mu.Unlock()
 			return
@@ -414,7 +409,7 @@ func (c *Conn) lingerLocked() {
 		return
 	}
 	c.mu.Unlock()
-	if cw, ok := c.srv.sc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+	if cw, ok := c.ext.sc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 		return
 	}
 	_ = c.Close(nil)
@@ -432,12 +427,12 @@ func (c *Conn) markClosedLocked(err error) {
 		c.flushing = false
 		c.armed = false
 	}
-	if c.end != nil && c.end.timer != nil {
-		c.end.timer.Stop()
+	if c.ext != nil && c.ext.timer != nil {
+		c.ext.timer.Stop()
 	}
-	if c.srv != nil && c.srv.flushSig != nil {
+	if c.ext != nil && c.ext.flushSig != nil {
 		select {
-		case c.srv.flushSig <- struct{}{}:
+		case c.ext.flushSig <- struct{}{}:
 		default:
 		}
 	}
@@ -454,7 +449,7 @@ func (c *Conn) closeTransport() {
 		_ = c.nc.Close()
 		return
 	}
-	_ = c.srv.sc.Close()
+	_ = c.ext.sc.Close()
 }
 
 // peerClosedLocked records a close that came from the transport (the peer

@@ -172,7 +172,7 @@ func (p *Poller) onPrepare(nc netpoll.Connection) context.Context {
 	c.nc = nc
 	f, ok := nc.(interface{ Fd() int })
 	if ok {
-		c.fd = f.Fd()
+		c.fd = int32(f.Fd())
 	}
 	if !ok {
 		// Never with netpoll v0.7.2; without a descriptor we cannot write.
@@ -274,7 +274,7 @@ func (c *Conn) keepAfterEOFLocked() bool {
 	if e != 0 {
 		return false
 	}
-	c.fd = int(r)
+	c.fd = int32(r)
 	c.peerEOF = true
 	c.wreg = false // registered, if at all, under the old descriptor number
 	if c.armed {
@@ -296,7 +296,7 @@ func (c *Conn) closeKept() bool {
 		return kept
 	}
 	c.transportDone = true
-	fd := c.fd
+	fd := int(c.fd)
 	fire := c.finishLocked()
 	c.mu.Unlock()
 	c.wmu.Lock() // a write in progress has ended; none starts: c.closed
@@ -394,7 +394,7 @@ func (c *Conn) directFlushLocked() {
 		c.writing = true
 		// Take the write lock before letting go of mu: a close callback that
 		// gets mu after us then waits for this write before returning.
-		fd := c.fd // kept connections switch descriptors under mu
+		fd := int(c.fd) // kept connections switch descriptors under mu
 		c.wmu.Lock()
 		c.mu.Unlock()
 		n, total, err := s.sendmsg(fd)
@@ -449,12 +449,12 @@ func (c *Conn) armLocked() error {
 	if c.wreg {
 		op = syscall.EPOLL_CTL_MOD
 	}
-	err := syscall.EpollCtl(wp.epfd, op, c.fd, &ev)
+	err := syscall.EpollCtl(wp.epfd, op, int(c.fd), &ev)
 	switch err {
 	case syscall.EEXIST:
-		err = syscall.EpollCtl(wp.epfd, syscall.EPOLL_CTL_MOD, c.fd, &ev)
+		err = syscall.EpollCtl(wp.epfd, syscall.EPOLL_CTL_MOD, int(c.fd), &ev)
 	case syscall.ENOENT:
-		err = syscall.EpollCtl(wp.epfd, syscall.EPOLL_CTL_ADD, c.fd, &ev)
+		err = syscall.EpollCtl(wp.epfd, syscall.EPOLL_CTL_ADD, int(c.fd), &ev)
 	}
 	if err != nil {
 		return err
@@ -513,7 +513,7 @@ func (c *Conn) writeAlertLocked() {
 	s := scratchPool.Get().(*scratch)
 	s.bufs = c.tls.out.Buffers(s.bufs[:0], iovMax)
 	c.wmu.Lock()
-	_, _, _ = s.sendmsg(c.fd)
+	_, _, _ = s.sendmsg(int(c.fd))
 	c.wmu.Unlock()
 	s.release()
 }
