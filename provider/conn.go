@@ -49,11 +49,10 @@ type Connection struct {
 	// An idle connection costs what this struct holds: what most
 	// connections never need is made on first use (rare, z, pending,
 	// topics, ...). Fields are ordered to leave no padding.
-	p      *Provider
-	pc     *poller.Conn
-	uid    [16]byte                 // the id (a UUID v4), set when the upgrade completes; zero before
-	params url.Values               // nil when the request had none
-	rare   atomic.Pointer[connRare] // made on first use
+	p    *Provider
+	pc   *poller.Conn
+	uid  [16]byte                 // the id (a UUID v4), set when the upgrade completes; zero before
+	rare atomic.Pointer[connRare] // made on first use
 
 	state atomic.Uint32
 	hb    atomic.Uint32 // heartbeat flags: hbAwaiting, hbKilled
@@ -105,6 +104,8 @@ type connRare struct {
 	remote   atomic.Pointer[net.Addr]     // RemoteAddr's, made by the first call
 	z        *deflateState                // permessage-deflate's state (Connection.deflate), set before the connection opens
 	pending  atomic.Pointer[pendingTable] // unanswered requests sent on c (subprotocol network-cluster.v2); made on first use
+	query    string                       // the upgrade request's query when it had parameters; set before the connection opens
+	params   atomic.Pointer[url.Values]   // query parsed, by the first Parameters (a map costs ten times the string)
 
 	// With an auth handler, made before the connection enters StateAuth.
 	authOver atomic.Bool               // the auth step ended: by the handler's verdict or by the handshake deadline
@@ -205,10 +206,23 @@ func (c *Connection) RemoteAddr() net.Addr {
 // Parameters returns the decoded URL query parameters of the upgrade
 // request (required auth parameters and any other metadata): nil when it
 // had none. The map must not be modified.
-func (c *Connection) Parameters() url.Values { return c.params }
+func (c *Connection) Parameters() url.Values {
+	r := c.rare.Load()
+	if r == nil || r.query == "" {
+		return nil
+	}
+	if v := r.params.Load(); v != nil {
+		return *v
+	}
+	v, _ := url.ParseQuery(r.query) // it was parsed without error at the upgrade
+	if !r.params.CompareAndSwap(nil, &v) {
+		v = *r.params.Load()
+	}
+	return v
+}
 
 // Param returns the first value of the query parameter key, or "".
-func (c *Connection) Param(key string) string { return c.params.Get(key) }
+func (c *Connection) Param(key string) string { return c.Parameters().Get(key) }
 
 // LastPing returns when the connection last answered a heartbeat ping (the
 // time it opened until the first answer).

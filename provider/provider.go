@@ -578,8 +578,9 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	}
 	p.disarmDeadline(c)
 	c.uid = uuid.New()
-	if len(hs.params) > 0 {
-		c.params = hs.params
+	if hs.rawQuery != "" {
+		// Kept as the query string, parsed again on first use.
+		c.rareState().query = hs.rawQuery
 	}
 	c.v2 = hs.v2
 	if c.v2 && hs.session != "" {

@@ -2,7 +2,10 @@ package provider
 
 import (
 	"net"
+	"net/url"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -107,6 +110,20 @@ func TestConnectionLazyState(t *testing.T) {
 	}
 	if c.Parameters() != nil || c.Param("team") != "" {
 		t.Errorf("no query: Parameters %v", c.Parameters())
+	}
+	if r := q.rare.Load(); r == nil || r.query == "" || r.params.Load() != nil {
+		t.Error("the query is not kept as a string until asked for")
+	}
+	var wg sync.WaitGroup
+	maps := make([]url.Values, 4)
+	for i := range maps {
+		wg.Go(func() { maps[i] = q.Parameters() })
+	}
+	wg.Wait()
+	for _, m := range maps[1:] {
+		if reflect.ValueOf(m).UnsafePointer() != reflect.ValueOf(maps[0]).UnsafePointer() {
+			t.Error("Parameters gave different maps")
+		}
 	}
 	if got := q.Parameters(); len(got["team"]) != 2 || q.Param("team") != "a" || !got.Has("x") {
 		t.Errorf("Parameters %v", got)
