@@ -27,8 +27,10 @@ import (
 //
 //	go test ./provider -run '^$' -bench IdleMemory -benchtime 1x
 //	PROVIDER_IDLE_CONNS=2000 PROVIDER_IDLE_HEAPPROFILE=/tmp/idle.pprof go test ./provider -run '^$' -bench IdleMemory -benchtime 1x
+//	PROVIDER_IDLE_QUERY='token=s3cret&worker=w1' go test ./provider -run '^$' -bench IdleMemory -benchtime 1x
 //
-// The clients (plain ws, no extension, no parameter) live in a child
+// The clients (plain ws, no extension, no parameter unless
+// PROVIDER_IDLE_QUERY gives a query) live in a child
 // process, this test binary re-run as TestIdleClient, so that N client and
 // N server descriptors each fit under the open-file limit. Once every
 // connection is open and the Provider has settled, the heap profile (at
@@ -49,6 +51,7 @@ const (
 	idleClientEnv  = "PROVIDER_IDLE_CLIENT" // "addr path count" for the child
 	idleConnsEnv   = "PROVIDER_IDLE_CONNS"
 	idleProfileEnv = "PROVIDER_IDLE_HEAPPROFILE"
+	idleQueryEnv   = "PROVIDER_IDLE_QUERY"
 )
 
 func init() {
@@ -101,7 +104,11 @@ func measureIdleMemory(b *testing.B) {
 	prof0 := inuseByStack()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClient$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", idleClientEnv, addr, p.Path(), n))
+	target := p.Path()
+	if q := os.Getenv(idleQueryEnv); q != "" {
+		target += "?" + q
+	}
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", idleClientEnv, addr, target, n))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
