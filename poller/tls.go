@@ -160,6 +160,7 @@ func (l *tlsLayer) release() {
 	took := l.state == tlsOpen13
 	l.mu.Unlock()
 	if took {
+		l.unlistIdle()
 		r.wmu.Lock()
 		r.wrDone = true
 		r.wipe()
@@ -272,6 +273,7 @@ func (l *tlsLayer) handshake() {
 		return
 	}
 	if took {
+		l.listIdle()
 		l.decrypt13(nil)
 		return
 	}

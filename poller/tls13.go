@@ -15,6 +15,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"time"
 	"weak"
 )
 
@@ -119,8 +120,10 @@ var errSeqExhausted = errors.New("poller: TLS sequence number exhausted")
 
 // dir13 is one direction's traffic keys (section 7.3) and sequence number.
 type dir13 struct {
-	aead   cipher.AEAD
+	aead   cipher.AEAD // nil once released by the idle sweep; rebuilt from key on use
 	seq    uint64
+	keyLen uint8
+	used   bool // the AEAD was used since the last sweep
 	secret [48]byte // the current application traffic secret
 	key    [32]byte
 	iv     [aeadIVLen]byte
@@ -141,7 +144,6 @@ type rec13 struct {
 	hs      [4]byte // a post-handshake message's header being read
 	hsN     uint8
 	hsLeft  int // body bytes of that message still to come
-	kuByte  int // the KeyUpdate request byte, once read (-1 before)
 	useless uint8
 
 	wmu    sync.Mutex
@@ -150,6 +152,10 @@ type rec13 struct {
 	wrDone bool // close_notify or a fatal alert was sent
 
 	next io.Writer // the user's KeyLogWriter, during the handshake
+
+	// The idle sweep's list (guarded by idleSweep.mu).
+	prev, nextL *tlsLayer
+	listed      bool
 }
 
 func (r *rec13) hash() func() hash.Hash {
@@ -195,8 +201,21 @@ func (r *rec13) setKeys(d *dir13) error {
 	copy(d.iv[:], iv)
 	clear(key)
 	clear(iv)
+	d.keyLen = r.keyLen
 	d.aead, err = newAEAD(d.key[:r.keyLen])
 	d.seq = 0
+	return err
+}
+
+// ready makes sure d has its AEAD state (rebuilt after an idle release)
+// and marks it used.
+func (d *dir13) ready() error {
+	d.used = true
+	if d.aead != nil {
+		return nil
+	}
+	var err error
+	d.aead, err = newAEAD(d.key[:d.keyLen])
 	return err
 }
 
@@ -242,6 +261,9 @@ func (d *dir13) sealRecord(rec []byte, n int, typ byte) (int, error) {
 		// Section 5.3: a sequence number must not wrap.
 		return 0, errSeqExhausted
 	}
+	if err := d.ready(); err != nil {
+		return 0, err
+	}
 	rec[recordHeaderLen+n] = typ
 	length := n + 1 + aeadTagLen
 	// Section 5.2: the outer type is application_data, the legacy version
@@ -260,6 +282,9 @@ func (d *dir13) sealRecord(rec []byte, n int, typ byte) (int, error) {
 func (d *dir13) openRecord(rec []byte) (byte, []byte, error) {
 	if d.seq == ^uint64(0) {
 		return 0, nil, errSeqExhausted
+	}
+	if err := d.ready(); err != nil {
+		return 0, nil, localAlert(alertInternalError)
 	}
 	body := rec[recordHeaderLen:]
 	if len(body) < aeadTagLen {
@@ -895,4 +920,94 @@ func (l *tlsLayer) sendAlert13(desc uint8) {
 		_ = l.appendOut(rec[:n])
 	}
 	r.wmu.Unlock()
+}
+
+// --- releasing the AEAD states of idle connections ---
+
+// aeadIdle is the idle sweep's period: a connection whose read (write)
+// side went a whole period without a record gives up its AEAD state
+// (about 1.5 KB each way with AES-GCM), kept as its 16- or 32-byte key
+// and rebuilt by the next record. A connection busier than that never
+// rebuilds; one that only exchanges a heartbeat every few seconds rebuilds
+// once per heartbeat.
+const aeadIdle = 2 * time.Second
+
+// idleSweep lists the connections the record layer took; a timer (no
+// goroutine while it waits) sweeps them every aeadIdle while any is
+// listed.
+var idleSweep struct {
+	mu    sync.Mutex
+	head  *tlsLayer
+	timer *time.Timer
+}
+
+func (l *tlsLayer) listIdle() {
+	s := &idleSweep
+	s.mu.Lock()
+	r := l.r
+	r.listed, r.prev, r.nextL = true, nil, s.head
+	if s.head != nil {
+		s.head.r.prev = l
+	}
+	s.head = l
+	if s.timer == nil {
+		s.timer = time.AfterFunc(aeadIdle, sweepIdle)
+	}
+	s.mu.Unlock()
+}
+
+func (l *tlsLayer) unlistIdle() {
+	s := &idleSweep
+	s.mu.Lock()
+	r := l.r
+	if r.listed {
+		if r.prev != nil {
+			r.prev.r.nextL = r.nextL
+		} else {
+			s.head = r.nextL
+		}
+		if r.nextL != nil {
+			r.nextL.r.prev = r.prev
+		}
+		r.listed, r.prev, r.nextL = false, nil, nil
+	}
+	s.mu.Unlock()
+}
+
+func sweepIdle() {
+	s := &idleSweep
+	s.mu.Lock()
+	for l := s.head; l != nil; l = l.r.nextL {
+		l.sweep()
+	}
+	if s.head != nil {
+		s.timer.Reset(aeadIdle)
+	} else {
+		s.timer = nil
+	}
+	s.mu.Unlock()
+}
+
+// sweep releases the AEAD state of a side unused since the last sweep. The
+// read side belongs to the goroutine holding l.busy, the write side to
+// r.wmu's holder: a side in use is skipped.
+func (l *tlsLayer) sweep() {
+	r := l.r
+	l.mu.Lock()
+	if !l.busy {
+		if r.rd.used {
+			r.rd.used = false
+		} else {
+			r.rd.aead = nil
+		}
+	}
+	l.mu.Unlock()
+	if r.wmu.TryLock() {
+		if r.wr.used {
+			r.wr.used = false
+		} else {
+			r.wr.aead = nil
+		}
+		r.wmu.Unlock()
+	}
 }

@@ -512,6 +512,32 @@ func TestTLS13SeqLimits(t *testing.T) {
 	}
 }
 
+// TestTLS13IdleRelease: an idle connection gives up its AEAD states (the
+// idle sweep) and rebuilds them for the next record, both ways.
+func TestTLS13IdleRelease(t *testing.T) {
+	checkLeaks(t)
+	h, conns := openConns(t)
+	p := startNetpollTLS(t, h, Options{})
+	c := dialTLS(t, p.Addr().String())
+	defer c.Close()
+	sc := recvConn(t, conns)
+	echoRound(t, c, pattern(100, 1), 100)
+	l := sc.tls
+	released := func() bool {
+		l.mu.Lock()
+		rd := !l.busy && l.r.rd.aead == nil
+		l.mu.Unlock()
+		l.r.wmu.Lock()
+		wr := l.r.wr.aead == nil
+		l.r.wmu.Unlock()
+		return rd && wr
+	}
+	waitFor(t, "the AEAD states released", released)
+	for i := 0; i < 3; i++ {
+		echoRound(t, c, pattern(20<<10, i), 20<<10)
+	}
+}
+
 // --- openssl s_client: AES-256-GCM and its KeyUpdate commands ---
 
 // opensslClient starts openssl s_client; its stderr lines come on the
