@@ -123,7 +123,7 @@ type dir13 struct {
 	aead   cipher.AEAD // nil once released by the idle sweep; rebuilt from key on use
 	seq    uint64
 	keyLen uint8
-	used   bool // the AEAD was used since the last sweep
+	used   bool     // the AEAD was used since the last sweep
 	secret [48]byte // the current application traffic secret
 	key    [32]byte
 	iv     [aeadIVLen]byte
