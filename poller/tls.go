@@ -23,17 +23,36 @@ import (
 //     bytes of the peer (an accepted connection that sends nothing holds no
 //     goroutine) and gone when the handshake ends. Its Read waits for the
 //     bytes the event loop delivers.
-//   - After the handshake, the worker that got the ciphertext from netpoll
-//     decrypts it: Read hands crypto/tls those bytes and then answers
-//     errWouldBlock, and the plaintext goes to the handler as the plain
-//     engine's input does. No goroutine waits for an idle connection.
+//   - After a TLS 1.3 handshake with an AES-GCM suite (what Go, browsers
+//     and OpenSSL negotiate on hardware with AES instructions), the
+//     tls.Conn is dropped and the record layer of tls13.go protects the
+//     records: the worker that got the ciphertext from netpoll decrypts it
+//     in place, and the plaintext goes to the handler as the plain
+//     engine's input does. An idle connection keeps its traffic keys and
+//     its sequence numbers, not crypto/tls's buffers and state, and gives
+//     up its AEAD states after a while (see aeadIdle).
+//   - Otherwise (TLS 1.2, ChaCha20-Poly1305, fips140=only), crypto/tls
+//     keeps the connection, decrypting on the same worker: Read hands it
+//     the bytes and then answers errWouldBlock. No goroutine waits for an
+//     idle connection either way.
 //   - Writes are queued as plaintext, as for TCP, and encrypted by the
 //     flush that sends them; the records wait in a second queue while the
 //     socket is full, so that the outbound limit keeps applying to what the
 //     handler queued.
 //
-// No fork of crypto/tls is involved: the stock package, with its security
-// fixes, does all the cryptography.
+// This is not a fork of crypto/tls: the stock package, with its security
+// fixes, does every handshake (the hard, security-critical part:
+// negotiation, certificates, key exchange, the key schedule, tickets),
+// and hands over the application traffic secrets through its public
+// KeyLogWriter API. What runs afterwards is the TLS 1.3 record layer,
+// which RFC 8446 section 5 specifies in a few pages: a nonce from the
+// sequence number, the standard library's AES-GCM (crypto/cipher), the
+// inner content type and its padding, alerts, and KeyUpdate (section
+// 4.6.3) with HKDF-Expand-Label (crypto/hkdf). The secrets never leave the
+// process and are zeroed when replaced. The user's Config is cloned per
+// handshake (with the capture as its KeyLogWriter; a user's own
+// KeyLogWriter and GetConfigForClient are still called), and session
+// tickets are sealed with the keys of one clone per user Config.
 
 // DefaultTLSHandshakeTimeout bounds a TLS handshake when
 // [Options.TLSHandshakeTimeout] is 0.
