@@ -195,6 +195,29 @@ func TestTLS13ClientCert(t *testing.T) {
 	}
 }
 
+// TestTLS13HelloRetry: a handshake with a HelloRetryRequest (the client's
+// key share is not for the server's group) reads two ClientHellos through
+// the record-bounded transport and is taken over.
+func TestTLS13HelloRetry(t *testing.T) {
+	checkLeaks(t)
+	h, conns := openConns(t)
+	scfg := serverTLS(t).Clone()
+	scfg.CurvePreferences = []tls.CurveID{tls.CurveP256}
+	p := startNetpoll(t, h, Options{TLS: scfg})
+	cfg := clientTLS(t).Clone()
+	cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", p.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc := recvConn(t, conns)
+	echoRound(t, c, pattern(5000, 1), 5000)
+	if cs := c.ConnectionState(); cs.CurveID != tls.CurveP256 || !tookOver(sc) {
+		t.Fatalf("group %v, taken over %v", cs.CurveID, tookOver(sc))
+	}
+}
+
 func clientCert(t *testing.T) tls.Certificate {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
