@@ -605,66 +605,78 @@ func opensslClient(t *testing.T, addr string, args ...string) (io.WriteCloser, *
 	return stdin, bufio.NewReader(stdout), cmd, errLines
 }
 
-// TestTLS13OpenSSL: openssl s_client with TLS_AES_256_GCM_SHA384 (a Go
-// client cannot choose TLS 1.3 suites), and its KeyUpdate commands ("K":
-// update requested, "k": not).
+// TestTLS13OpenSSL: openssl s_client with each TLS 1.3 suite (a Go client
+// cannot choose them), and its KeyUpdate commands ("K": update requested,
+// "k": not): the AES-GCM suites are taken over, ChaCha20-Poly1305 stays
+// with crypto/tls; data flows both ways across the key updates.
 func TestTLS13OpenSSL(t *testing.T) {
 	checkLeaks(t)
-	h, conns := openConns(t)
-	p := startNetpollTLS(t, h, Options{})
-	msgs := t.TempDir() + "/msgs"
-	stdin, out, cmd, errLines := opensslClient(t, p.Addr().String(), "-ciphersuites", "TLS_AES_256_GCM_SHA384", "-msgfile", msgs, "-msg")
-	sc := recvConn(t, conns)
-	type line struct {
-		s   string
-		err error
-	}
-	lines := make(chan line, 1)
-	readLine := func() string {
-		go func() { s, err := out.ReadString('\n'); lines <- line{s, err} }()
-		select {
-		case l := <-lines:
-			if l.err != nil {
-				t.Fatalf("openssl: %v", l.err)
+	for _, tc := range []struct {
+		suite  string
+		keyLen uint8 // 0: not taken over
+	}{
+		{"TLS_AES_256_GCM_SHA384", 32},
+		{"TLS_AES_128_GCM_SHA256", 16},
+		{"TLS_CHACHA20_POLY1305_SHA256", 0},
+	} {
+		t.Run(tc.suite, func(t *testing.T) {
+			h, conns := openConns(t)
+			p := startNetpollTLS(t, h, Options{})
+			msgs := t.TempDir() + "/msgs"
+			stdin, out, cmd, errLines := opensslClient(t, p.Addr().String(), "-ciphersuites", tc.suite, "-msgfile", msgs, "-msg")
+			sc := recvConn(t, conns)
+			type line struct {
+				s   string
+				err error
 			}
-			return l.s
-		case <-time.After(waitLimit):
-			b, _ := os.ReadFile(msgs)
-			t.Fatalf("no echo from openssl; its trace:\n%s", b)
-		}
-		return ""
-	}
-	for i, in := range []string{"first", "K", "after-requested", "k", "after-not-requested", "K", strings.Repeat("x", 3000)} {
-		if _, err := io.WriteString(stdin, in+"\n"); err != nil {
-			t.Fatal(err)
-		}
-		if in == "K" || in == "k" {
-			// A command, not data. s_client drops the rest of what it read
-			// from stdin with it: wait until it has done the command.
-			for l := ""; l != "KEYUPDATE"; {
+			lines := make(chan line, 1)
+			readLine := func() string {
+				go func() { s, err := out.ReadString('\n'); lines <- line{s, err} }()
 				select {
-				case l = <-errLines:
+				case l := <-lines:
+					if l.err != nil {
+						t.Fatalf("openssl: %v", l.err)
+					}
+					return l.s
 				case <-time.After(waitLimit):
-					t.Fatal("openssl did not do the KeyUpdate command")
+					b, _ := os.ReadFile(msgs)
+					t.Fatalf("no echo from openssl; its trace:\n%s", b)
+				}
+				return ""
+			}
+			for i, in := range []string{"first", "K", "after-requested", "k", "after-not-requested", "K", strings.Repeat("x", 3000)} {
+				if _, err := io.WriteString(stdin, in+"\n"); err != nil {
+					t.Fatal(err)
+				}
+				if in == "K" || in == "k" {
+					// A command, not data. s_client drops the rest of what it
+					// read from stdin with it: wait until it has done it.
+					for l := ""; l != "KEYUPDATE"; {
+						select {
+						case l = <-errLines:
+						case <-time.After(waitLimit):
+							t.Fatal("openssl did not do the KeyUpdate command")
+						}
+					}
+					continue
+				}
+				if got := readLine(); got != in+"\n" {
+					t.Fatalf("line %d: echo %q", i, got)
 				}
 			}
-			continue
-		}
-		if got := readLine(); got != in+"\n" {
-			t.Fatalf("line %d: echo %q", i, got)
-		}
-	}
-	if !tookOver(sc) || sc.tls.r.keyLen != 32 {
-		t.Fatal("AES-256-GCM not taken over")
-	}
-	stdin.Close()
-	ev := recvClose(t, h.closes)
-	if ev.err != nil && !errors.Is(ev.err, io.EOF) {
-		t.Fatalf("OnClose(%v)", ev.err)
-	}
-	cmd.Wait() // the trace is complete
-	b, _ := os.ReadFile(msgs)
-	if n := strings.Count(string(b), "KeyUpdate"); n < 3+2 {
-		t.Fatalf("%d KeyUpdate messages in openssl's trace, want 3 sent and 2 answers:\n%s", n, b)
+			if took := tookOver(sc); took != (tc.keyLen != 0) || took && sc.tls.r.keyLen != tc.keyLen {
+				t.Fatalf("taken over: %v", took)
+			}
+			stdin.Close()
+			ev := recvClose(t, h.closes)
+			if ev.err != nil && !errors.Is(ev.err, io.EOF) {
+				t.Fatalf("OnClose(%v)", ev.err)
+			}
+			cmd.Wait() // the trace is complete
+			b, _ := os.ReadFile(msgs)
+			if n := strings.Count(string(b), "KeyUpdate"); n < 3+2 {
+				t.Fatalf("%d KeyUpdate messages in openssl's trace, want 3 sent and 2 answers:\n%s", n, b)
+			}
+		})
 	}
 }
