@@ -517,6 +517,9 @@ func (l *tlsLayer) Read(p []byte) (int, error) {
 	for {
 		if len(l.src) > 0 {
 			n := copy(p, l.src)
+			if l.state == tlsHandshake {
+				l.rdf.advance(l.src[:n])
+			}
 			l.src = l.src[n:]
 			l.mu.Unlock()
 			return n, nil

@@ -271,6 +271,19 @@ func TestTLS13KeyLogChained(t *testing.T) {
 type boundedConn struct {
 	net.Conn
 	f framing
+
+	hold   bool   // keep writes after the first (the client's Finished) in held
+	writes int    //
+	held   []byte //
+}
+
+func (b *boundedConn) Write(p []byte) (int, error) {
+	b.writes++
+	if b.hold && b.writes > 1 {
+		b.held = append(b.held, p...)
+		return len(p), nil
+	}
+	return b.Conn.Write(p)
 }
 
 func (b *boundedConn) Read(p []byte) (int, error) {
@@ -299,12 +312,24 @@ type peer13 struct {
 }
 
 func dialPeer13(t *testing.T, addr string) *peer13 {
+	return dialPeer13Held(t, addr, nil)
+}
+
+// dialPeer13Held is dialPeer13 that, with held set, does not send the
+// client's second flight (its Finished) but stores it in *held.
+func dialPeer13Held(t *testing.T, addr string, held *[]byte) *peer13 {
 	raw := dialTCP(t, addr)
 	r := &rec13{client: true}
 	cfg := clientTLS(t).Clone()
 	cfg.MinVersion = tls.VersionTLS13
 	cfg.KeyLogWriter = recLog{r}
-	tc := tls.Client(&boundedConn{Conn: raw}, cfg)
+	bc := &boundedConn{Conn: raw, hold: held != nil}
+	defer func() {
+		if held != nil {
+			*held = bc.held
+		}
+	}()
+	tc := tls.Client(bc, cfg)
 	raw.SetDeadline(time.Now().Add(waitLimit))
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
@@ -379,6 +404,43 @@ func (p *peer13) recv(n int) []byte {
 	p.data = p.data[len(got):]
 	return got
 }
+
+// TestTLS13DataWithFinished: application data that arrives in the same
+// read as the client's Finished (here in one TCP write) is the record
+// layer's, at sequence number 0: crypto/tls was given no byte of it.
+func TestTLS13DataWithFinished(t *testing.T) {
+	checkLeaks(t)
+	h, conns := openConns(t)
+	p := startNetpollTLS(t, h, Options{})
+	var finished []byte
+	c := dialPeer13Held(t, p.Addr().String(), &finished)
+	if len(finished) == 0 {
+		t.Fatal("no client Finished held")
+	}
+	raw := c.raw
+	var sent bytes.Buffer
+	c.raw = writerConn{raw, &sent}
+	c.send([]byte("first words"))
+	c.send(pattern(16<<10, 1)) // a full record
+	c.raw = raw
+	c.write(append(finished, sent.Bytes()...))
+	sc := recvConn(t, conns)
+	want := append([]byte("first words"), pattern(16<<10, 1)...)
+	if got := c.recv(len(want)); !bytes.Equal(got, want) {
+		t.Fatalf("echo of %d bytes, %v", len(got), c.err)
+	}
+	if !tookOver(sc) {
+		t.Fatal("not taken over")
+	}
+}
+
+// writerConn is a net.Conn whose writes go to w.
+type writerConn struct {
+	net.Conn
+	w io.Writer
+}
+
+func (c writerConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 
 // TestTLS13KeyUpdate: KeyUpdates from the client, with and without
 // update_requested, in one record with data after it and alone; data keeps
