@@ -145,6 +145,7 @@ type rec13 struct {
 	hsN     uint8
 	hsLeft  int // body bytes of that message still to come
 	useless uint8
+	asked   bool // a KeyUpdate asked for ours (the reader's note of kuOwed)
 
 	wmu    sync.Mutex
 	wr     dir13
@@ -474,6 +475,7 @@ func (r *rec13) postHandshake(p []byte) error {
 			r.wmu.Lock()
 			r.kuOwed = true
 			r.wmu.Unlock()
+			r.asked = true
 		}
 		if err := r.update(&r.rd); err != nil {
 			return localAlert(alertInternalError)
@@ -762,6 +764,7 @@ func (l *tlsLayer) decrypt13(in []byte) {
 	var cur *buffer // the bytes being read: cur.b[:curN]
 	curN := 0
 	var err error
+	ask := false // a KeyUpdate asked for ours
 	for {
 		var b []byte
 		fromIn := in != nil
@@ -794,6 +797,10 @@ func (l *tlsLayer) decrypt13(in []byte) {
 			b = cur.b[:curN]
 		}
 		n, w, e := r.readRecords(b)
+		if r.asked { // read-side state: look while busy is held
+			r.asked = false
+			ask = true
+		}
 		if w > 0 {
 			c.deliver(b[:w])
 		}
@@ -846,7 +853,9 @@ func (l *tlsLayer) decrypt13(in []byte) {
 		l.busy = false
 		l.mu.Unlock()
 	}
-	l.answerKeyUpdate()
+	if ask {
+		l.answerKeyUpdate()
+	}
 	c.Flush()
 	c.tlsIdle()
 }
