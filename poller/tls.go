@@ -580,7 +580,7 @@ func (l *tlsLayer) Write(p []byte) (int, error) {
 // handshake goroutine closes the connection itself.
 func (l *tlsLayer) Close() error                     { return nil }
 func (l *tlsLayer) LocalAddr() net.Addr              { return l.c.nc.LocalAddr() }
-func (l *tlsLayer) RemoteAddr() net.Addr             { return l.c.nc.RemoteAddr() }
+func (l *tlsLayer) RemoteAddr() net.Addr             { return l.c.RemoteAddr() }
 func (l *tlsLayer) SetDeadline(time.Time) error      { return nil }
 func (l *tlsLayer) SetReadDeadline(time.Time) error  { return nil }
 func (l *tlsLayer) SetWriteDeadline(time.Time) error { return nil }

@@ -245,8 +245,10 @@ func TestTLS13KeyLogChained(t *testing.T) {
 	var log bytes.Buffer
 	called := 0
 	scfg := serverTLS(t).Clone()
-	scfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	var addr net.Addr
+	scfg.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 		called++
+		addr = chi.Conn.RemoteAddr()
 		cfg := serverTLS(t).Clone()
 		cfg.KeyLogWriter = &log
 		return cfg, nil
@@ -261,6 +263,10 @@ func TestTLS13KeyLogChained(t *testing.T) {
 	}
 	if called != 1 || !strings.Contains(log.String(), "CLIENT_TRAFFIC_SECRET_0 ") || !strings.Contains(log.String(), "SERVER_TRAFFIC_SECRET_0 ") {
 		t.Fatalf("GetConfigForClient called %d times; key log %q", called, log.String())
+	}
+	// The hooks see the peer's address as a *net.TCPAddr, as on a net.Conn.
+	if ta, ok := addr.(*net.TCPAddr); !ok || ta.String() != c.LocalAddr().String() {
+		t.Fatalf("ClientHelloInfo.Conn.RemoteAddr() = %#v, want the client's %v", addr, c.LocalAddr())
 	}
 }
 
