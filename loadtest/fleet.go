@@ -284,13 +284,22 @@ func (k *ctlConn) read() {
 
 // stats queries the server's stats.
 func (k *ctlConn) stats(ctx context.Context) (peerStats, error) {
+	return k.query(ctx, statsQuery)
+}
+
+// settledStats queries the server's stats after a garbage collection.
+func (k *ctlConn) settledStats(ctx context.Context) (peerStats, error) {
+	return k.query(ctx, statsSettledQuery)
+}
+
+func (k *ctlConn) query(ctx context.Context, q string) (peerStats, error) {
 	k.qmu.Lock()
 	defer k.qmu.Unlock()
 	select { // a late answer to an earlier query
 	case <-k.answers:
 	default:
 	}
-	if err := k.c.write(frame.OpBinary, []byte(statsQuery)); err != nil {
+	if err := k.c.write(frame.OpBinary, []byte(q)); err != nil {
 		return peerStats{}, fmt.Errorf("%w: %v", ErrNoStats, err)
 	}
 	t := time.NewTimer(statsTimeout)

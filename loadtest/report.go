@@ -587,6 +587,7 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 			out = append(out, c)
 		}
 		bound("wss idle: server RSS per connection at most 10 KB", "÷10 KB ≤ 1", "rss_per_conn", 10<<10)
+		bound("wss idle: the same, settled (after a GC)", "÷10 KB ≤ 1", "rss_settled_per_conn", 10<<10)
 		bound("wss idle: goroutines independent of the connections (at most 64 at any N)", "goroutines÷64 ≤ 1", "goroutines", 64)
 	}
 	if has(oursGoroutines) {

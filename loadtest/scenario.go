@@ -465,6 +465,24 @@ func (e *env) idle(ctx context.Context, sc scenarioConfig) (r *result, err error
 	}
 	r.add("heap_per_conn", "server heap in use/conn", "B", (float64(st1.HeapInuse)-float64(st0.HeapInuse))/n, lower)
 	r.add("goroutines", "server goroutines at N", "", float64(st1.Goroutines), lower)
+	// Settled: after a collection the server runs on the settled query, what
+	// it keeps per connection once the garbage of the connect burst (TLS
+	// handshakes above all) is gone, as the Go runtime's own collection (at
+	// least every 2 minutes) leaves it. A server without the query echoes
+	// it, and has no settled rows. The baseline is the first query's.
+	if st2, err := ctl.settledStats(ctx); err == nil {
+		p2, ok2 := e.sample()
+		if ok0 && ok2 {
+			r.add("rss_settled_per_conn", "server RSS/conn, settled", "B", float64(p2.RSS-p0.RSS)/n, lower)
+		} else {
+			r.add("rss_settled_per_conn", "server RSS/conn, settled", "B", (float64(st2.RSS)-float64(st0.RSS))/n, lower)
+		}
+		r.add("heap_settled_per_conn", "server heap in use/conn, settled", "B", (float64(st2.HeapInuse)-float64(st0.HeapInuse))/n, lower)
+	} else if !errors.Is(err, ErrNoStats) {
+		return r, err
+	} else {
+		r.note("no settled figures: %v", err)
+	}
 	if st1.Conns != sc.Conns+1 {
 		r.note("server reports %d connections, expected %d", st1.Conns, sc.Conns+1)
 	}

@@ -61,6 +61,8 @@ func TestScenarios(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustMetric(t, rs[0], "rss_per_conn")
+		mustMetric(t, rs[0], "rss_settled_per_conn") // serve answers the settled query
+		mustMetric(t, rs[0], "heap_settled_per_conn")
 		if g := mustMetric(t, rs[0], "goroutines"); g < 1 {
 			t.Fatalf("goroutines %v", g)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
@@ -28,6 +29,9 @@ import (
 const (
 	bcastPrefix = "NCBCAST:"
 	statsQuery  = "NCSTATS:"
+	// statsSettledQuery is answered as statsQuery, after a garbage
+	// collection that returns the freed memory to the system.
+	statsSettledQuery = "NCSTATS:gc"
 )
 
 // peerMaxMessage is the largest message the peer servers accept
@@ -191,7 +195,11 @@ func handleServeMessage(p *provider.Provider, cnt *serveCounters, c *provider.Co
 			cnt.refused.Add(uint64(r.Refused))
 			cnt.closed.Add(uint64(r.Closed))
 			return
-		case string(m.Data) == statsQuery:
+		case string(m.Data) == statsQuery || string(m.Data) == statsSettledQuery:
+			if string(m.Data) == statsSettledQuery {
+				runtime.GC()
+				debug.FreeOSMemory()
+			}
 			st := serveStats{statsFields: statsFields{
 				Goroutines:      runtime.NumGoroutine(),
 				Conns:           p.Len(),

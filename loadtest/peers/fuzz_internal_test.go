@@ -47,7 +47,7 @@ func FuzzGobwasReadLoop(f *testing.F) {
 }
 
 func FuzzParseStats(f *testing.F) {
-	f.Add(statsAnswer(3))
+	f.Add(statsAnswer([]byte(StatsQuery), 3))
 	f.Add([]byte(StatsQuery + `{"goroutines":-1}`))
 	f.Add([]byte("nope"))
 	f.Fuzz(func(t *testing.T, p []byte) {

@@ -193,7 +193,7 @@ func (s *gobwasServer) handle(c *gobwasConn, op ws.OpCode, buf []byte) error {
 	if op == ws.OpBinary {
 		switch {
 		case isStatsQuery(payload):
-			frame := ws.MustCompileFrame(ws.NewBinaryFrame(statsAnswer(s.reg.len())))
+			frame := ws.MustCompileFrame(ws.NewBinaryFrame(statsAnswer(payload, s.reg.len())))
 			_, err := lockedWriter{c}.Write(frame)
 			return err
 		case isBroadcast(payload):

@@ -106,7 +106,7 @@ func (s *gorillaServer) handle(w http.ResponseWriter, r *http.Request) {
 		if mt == websocket.BinaryMessage {
 			switch {
 			case isStatsQuery(p):
-				if c.write(mt, statsAnswer(s.reg.len())) != nil {
+				if c.write(mt, statsAnswer(p, s.reg.len())) != nil {
 					return
 				}
 				continue

@@ -107,7 +107,7 @@ func (s *nbioServer) onMessage(c *websocket.Conn, mt websocket.MessageType, data
 	if mt == websocket.BinaryMessage {
 		switch {
 		case isStatsQuery(data):
-			if c.WriteMessage(websocket.BinaryMessage, statsAnswer(s.reg.len())) != nil {
+			if c.WriteMessage(websocket.BinaryMessage, statsAnswer(data, s.reg.len())) != nil {
 				_ = c.Close()
 			}
 			return

@@ -20,6 +20,13 @@ const (
 	// Stats value.
 	StatsQuery = "NCSTATS:"
 
+	// StatsSettledQuery is answered as StatsQuery is, after the server has
+	// run a garbage collection and returned the freed memory to the
+	// system (runtime.GC, debug.FreeOSMemory): its memory as it settles
+	// when idle (the Go runtime collects at least every 2 minutes), without
+	// the garbage of what happened last.
+	StatsSettledQuery = "NCSTATS:gc"
+
 	// MaxMessageSize is the largest message, in bytes, that every WebSocket
 	// implementation accepts (inclusive). A larger one closes the connection
 	// with 1009 where the library does so.

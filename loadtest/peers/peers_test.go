@@ -237,6 +237,13 @@ func TestBroadcastStatsAndClose(t *testing.T) {
 			if st.Conns != n || st.Goroutines <= 0 || st.HeapInuse == 0 || st.RSS == 0 {
 				t.Fatalf("stats %+v, want conns %d and non-zero figures", st, n)
 			}
+			// The settled query is answered the same way (after a GC), not echoed.
+			cs[0].send(ws.OpBinary, []byte(peers.StatsSettledQuery))
+			if p, op := cs[0].recv(); op != ws.OpBinary {
+				t.Fatalf("settled stats answer op=%v", op)
+			} else if st2, err := peers.ParseStats(p); err != nil || st2.Conns != n || st2.HeapInuse == 0 {
+				t.Fatalf("settled stats %q: %+v %v", p, st2, err)
+			}
 			if got := srv.Conns(); got != n && got != -1 {
 				t.Fatalf("Conns() = %d, want %d", got, n)
 			}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 )
 
@@ -24,8 +25,9 @@ type Stats struct {
 	Conns int `json:"conns"`
 }
 
-// isStatsQuery reports whether a binary message's payload is the stats query.
-func isStatsQuery(p []byte) bool { return string(p) == StatsQuery }
+// isStatsQuery reports whether a binary message's payload is a stats query
+// (StatsQuery or StatsSettledQuery).
+func isStatsQuery(p []byte) bool { return string(p) == StatsQuery || string(p) == StatsSettledQuery }
 
 // isBroadcast reports whether a binary message's payload asks for a broadcast.
 func isBroadcast(p []byte) bool {
@@ -33,9 +35,14 @@ func isBroadcast(p []byte) bool {
 }
 
 // statsAnswer returns a new payload StatsQuery + JSON(Stats), owned by the
-// caller. It stops the world briefly (runtime.ReadMemStats); it is meant for
-// a few queries per run, not per message.
-func statsAnswer(conns int) []byte {
+// caller, for the query q; for StatsSettledQuery it collects garbage first.
+// It stops the world briefly (runtime.ReadMemStats); it is meant for a few
+// queries per run, not per message.
+func statsAnswer(q []byte, conns int) []byte {
+	if string(q) == StatsSettledQuery {
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	rss, _ := readSelfRSS()
