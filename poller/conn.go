@@ -69,6 +69,11 @@ type Conn struct {
 	finished      bool // OnClose has been scheduled
 	holdEOF       bool // KeepWritableAfterEOF: outlive the peer's half-close (netpoll engine)
 	peerEOF       bool // the peer half-closed and fd is our duplicate, kept for writing
+
+	// Running OnData on the poll loop (netpoll engine; SetInline).
+	inline        bool // the handler asked for it
+	onLoop        bool // a netpoll task of this connection runs on its poll loop now
+	closeDeferred bool // closeTransport came while onLoop: a worker closes it after
 }
 
 // connCtx is a Conn seen as the context.Context netpoll carries for it, so
@@ -407,10 +412,7 @@ func (c *Conn) markClosedLocked(err error) {
 
 func (c *Conn) closeTransport() {
 	if c.nc != nil {
-		if c.closeKept() {
-			return
-		}
-		_ = c.nc.Close()
+		c.closeNetpoll()
 		return
 	}
 	_ = c.sc.Close()

@@ -814,8 +814,74 @@ func configureNetpoll(r resolved) error {
 	return nil
 }
 
-// runTask is netpoll's Runner: OnConnect/OnRequest tasks go to the pool.
-func runTask(_ context.Context, f func()) { workers.run(f) }
+// runTask is netpoll's Runner. A task of a connection whose handler asked
+// for it ([Conn.SetInline]) runs in place, on the poll loop that read the
+// input: one hand-off less per read. Every other task (OnConnect, TLS, a
+// connection being closed) goes to the worker pool.
+//
+// netpoll calls the Runner from its poll loop while it holds the
+// connection's descriptor operator (FDOperator.do): a close callback run
+// inside the task would free that operator and spin until the loop lets go
+// of it, which it never does, hanging the loop. So while a task runs in
+// place, closeNetpoll only records the close, and a worker carries it out
+// once the task has returned (leaveLoop); netpoll's own close callbacks
+// cannot start meanwhile (they need the processing lock the task holds,
+// or, on a hang-up, this very poll loop).
+func runTask(ctx context.Context, f func()) {
+	c := connOf(ctx)
+	if c == nil || !c.enterLoop() {
+		workers.run(f)
+		return
+	}
+	f()
+	c.leaveLoop()
+}
+
+// enterLoop reports whether a netpoll task of c may run on the poll loop,
+// and if so marks it running there.
+func (c *Conn) enterLoop() bool {
+	c.mu.Lock()
+	ok := c.inline && !c.closed && c.tls == nil && !c.onLoop
+	if ok {
+		c.onLoop = true
+	}
+	c.mu.Unlock()
+	return ok
+}
+
+// leaveLoop ends a task run on the poll loop, and hands a close that came
+// meanwhile to a worker.
+func (c *Conn) leaveLoop() {
+	c.mu.Lock()
+	c.onLoop = false
+	closeNow := c.closeDeferred
+	c.closeDeferred = false
+	c.mu.Unlock()
+	if closeNow {
+		workers.run(c.closeNetpollNow)
+	}
+}
+
+// closeNetpoll closes the transport of a connection of the netpoll engine,
+// which the caller marked closed; while a task of it runs on the poll loop,
+// after that task (see runTask).
+func (c *Conn) closeNetpoll() {
+	c.mu.Lock()
+	if c.onLoop {
+		c.closeDeferred = true
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.closeNetpollNow()
+}
+
+func (c *Conn) closeNetpollNow() {
+	if c.closeKept() {
+		return
+	}
+	_ = c.nc.Close()
+}
 
 // netpollLog receives netpoll's log lines (netpoll's logger is
 // process-wide) and passes them to the first Logger given to Listen.

@@ -254,6 +254,7 @@ func (p *Provider) stop() {
 			_ = p.pl.Close()
 		}
 		close(p.done)
+		p.stopHandlers()
 		p.wg.Wait()
 		p.closed.Store(true)
 	})
@@ -593,6 +594,12 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		c.closeWith(frame.CloseGoingAway, "provider shutting down")
 	}
 	p.queuesOpened(c)
+	if !c.deflate {
+		// The read side never blocks (user handlers run on the handler
+		// pool), so the poller may run it on its poll loop, saving a
+		// hand-off per read. Inflating a large message is left to workers.
+		c.pc.SetInline(true)
+	}
 	return true
 }
 
@@ -677,6 +684,7 @@ func (p *Provider) timerLoop() {
 		case <-p.done:
 			return
 		case now := <-t.C:
+			p.reapHandlers()
 			expired = p.expire(now, expired[:0])
 			if !now.Before(nextSweep) {
 				nextSweep = now.Add(sweepEvery)
