@@ -7,7 +7,11 @@ package poller
 // briefly on a lock that a blocking call may hold: every connection of
 // that poll loop waits while it runs. OnOpen, OnClose and the OnData of
 // [Conn.Wake] still run on workers, and so does OnData of a connection
-// being closed.
+// being closed, and of a read of [Options.LinkBufferCap] bytes or more:
+// netpoll reads in pieces that small until input has piled up in its
+// buffer, so a burst handled as it is read would be read, handled and
+// answered piece by piece, while a worker lets it pile up and be taken
+// in larger pieces.
 //
 // It applies from the next input on and only to connections of [Listen]
 // and [ListenOn] served by the netpoll engine without TLS; elsewhere (the

@@ -805,6 +805,7 @@ func configureNetpoll(r resolved) error {
 		return fmt.Errorf("poller: configuring netpoll: %w", err)
 	}
 	workers.setMax(r.workers)
+	inlineBelow.Store(int64(r.LinkBufferCap))
 	// Loops 0 records netpoll's default: a later explicit value conflicts.
 	npConfig.loops, npConfig.bufCap, npConfig.workers = r.Loops, r.LinkBufferCap, r.workers
 	if r.Logger != nil {
@@ -817,7 +818,8 @@ func configureNetpoll(r resolved) error {
 // runTask is netpoll's Runner. A task of a connection whose handler asked
 // for it ([Conn.SetInline]) runs in place, on the poll loop that read the
 // input: one hand-off less per read. Every other task (OnConnect, TLS, a
-// connection being closed) goes to the worker pool.
+// connection being closed, a large read: see inlineBelow) goes to the
+// worker pool.
 //
 // netpoll calls the Runner from its poll loop while it holds the
 // connection's descriptor operator (FDOperator.do): a close callback run
@@ -829,13 +831,23 @@ func configureNetpoll(r resolved) error {
 // or, on a hang-up, this very poll loop).
 func runTask(ctx context.Context, f func()) {
 	c := connOf(ctx)
-	if c == nil || !c.enterLoop() {
+	if c == nil || c.nc.Reader().Len() >= int(inlineBelow.Load()) || !c.enterLoop() {
 		workers.run(f)
 		return
 	}
 	f()
 	c.leaveLoop()
 }
+
+// inlineBelow: a read of at least this many bytes (netpoll's node size,
+// LinkBufferCap) goes to a worker even on an inline connection. netpoll
+// reads into its current buffer node, which is that small until more than
+// that has waited in the buffer at once: handled on the loop as it is read,
+// a burst would be read, handled and answered in node-sized pieces, one
+// system call each way per piece. Handled by a worker, the burst collects
+// in netpoll's buffer meanwhile, which makes netpoll read in larger pieces
+// from then on.
+var inlineBelow atomic.Int64
 
 // enterLoop reports whether a netpoll task of c may run on the poll loop,
 // and if so marks it running there.

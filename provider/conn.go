@@ -109,6 +109,8 @@ type Connection struct {
 	deadline    atomic.Int64 // unix ns: handshake or closing deadline; 0 none
 	regIndex    int          // index in Provider.conns, under Provider.mu
 	topics      topicSet     // under Provider.topicMu
+
+	hBatch bool // under hMu: the read side is parsing a batch of input; it kicks the handlers once at the end
 }
 
 // ID returns the connection's unique id, a UUID v4 string.

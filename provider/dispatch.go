@@ -252,16 +252,36 @@ func (c *Connection) handle(op frame.Opcode, data []byte) {
 	}
 }
 
-// kick schedules the connection unless it is scheduled; called with c.hMu
-// held, it returns with it released.
+// kick schedules the connection unless it is scheduled or the read side
+// is parsing a batch (it kicks at the end); called with c.hMu held, it
+// returns with it released.
 func (c *Connection) kickLocked() {
-	if c.hScheduled {
+	if c.hScheduled || c.hBatch {
 		c.hMu.Unlock()
 		return
 	}
 	c.hScheduled = true
 	c.hMu.Unlock()
 	c.p.schedule(c)
+}
+
+// onFramesBatch is onFrames for a whole read: the messages it queues go to
+// the handlers together, with one kick at the end, so that a worker does
+// not start on the first while the rest are parsed (which would split the
+// replies to one read into several writes).
+func (c *Connection) onFramesBatch(in []byte) int {
+	c.hMu.Lock()
+	c.hBatch = true
+	c.hMu.Unlock()
+	n := c.onFrames(in)
+	c.hMu.Lock()
+	c.hBatch = false
+	if c.hHead == nil && !c.hOpen && !c.hClose && c.hAction == 0 {
+		c.hMu.Unlock()
+		return n
+	}
+	c.kickLocked()
+	return n
 }
 
 // Actions of the read side that must follow the handling of the messages

@@ -367,7 +367,7 @@ func (h handler) OnData(pc *poller.Conn, in []byte) int {
 	case StateClosed:
 		return len(in)
 	}
-	return c.onFrames(in)
+	return c.onFramesBatch(in)
 }
 
 func (h handler) OnClose(pc *poller.Conn, err error) {
