@@ -101,7 +101,8 @@ func TestInlineRunsOnLoop(t *testing.T) {
 		c.Close()
 		waitFor(t, "closed", func() bool { return h.closed.Load() == 1 })
 		p.Close()
-		if inline && (onLoop.Load() == 0 || elsewhere.Load() != 0) {
+		// One read in every inlineRelease bytes goes to a worker.
+		if inline && (onLoop.Load() == 0 || elsewhere.Load() > 20*100/inlineRelease) {
 			t.Fatalf("inline: %d OnData on the poll loop, %d elsewhere", onLoop.Load(), elsewhere.Load())
 		}
 		if !inline && onLoop.Load() != 0 {

@@ -215,7 +215,8 @@ func (p *Poller) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	c := connOf(ctx)
 	r := nc.Reader()
-	if n := r.Len(); n > 0 {
+	n := r.Len()
+	if n > 0 {
 		if in, err := r.Next(n); err == nil && c != nil {
 			if c.tls != nil {
 				c.deliverTLS(in)
@@ -223,6 +224,14 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 				c.deliver(in)
 			}
 		}
+	}
+	if c != nil && c.onLoop { // only this goroutine writes onLoop
+		// See inlineRelease: the nodes are released by a later read.
+		c.unreleased += n
+		return nil
+	}
+	if c != nil {
+		c.unreleased = 0
 	}
 	return r.Release()
 }
@@ -831,7 +840,7 @@ func configureNetpoll(r resolved) error {
 // or, on a hang-up, this very poll loop).
 func runTask(ctx context.Context, f func()) {
 	c := connOf(ctx)
-	if c == nil || c.nc.Reader().Len() >= int(inlineBelow.Load()) || !c.enterLoop() {
+	if c == nil || c.nc.Reader().Len() >= int(inlineBelow.Load()) || c.unreleased >= inlineRelease || !c.enterLoop() {
 		workers.run(f)
 		return
 	}
@@ -848,6 +857,15 @@ func runTask(ctx context.Context, f func()) {
 // in netpoll's buffer meanwhile, which makes netpoll read in larger pieces
 // from then on.
 var inlineBelow atomic.Int64
+
+// inlineRelease: once this many bytes were read on the loop without
+// releasing netpoll's buffer nodes, the next read goes to a worker, which
+// releases them. netpoll sizes its next buffer nodes by what a release
+// finds (and only when the poll loop is not serving the connection, so
+// never on the loop): releasing on the loop after every read would keep
+// the nodes at LinkBufferCap bytes for good, and a stream of small
+// messages would have one in every few split over two reads.
+const inlineRelease = 1024
 
 // enterLoop reports whether a netpoll task of c may run on the poll loop,
 // and if so marks it running there.
