@@ -75,6 +75,7 @@ type Conn struct {
 	onLoop        bool // a netpoll task of this connection runs on its poll loop now
 	closeDeferred bool // closeTransport came while onLoop: a worker closes it after
 	unreleased    int  // bytes read on the loop whose netpoll buffer nodes are not released yet
+	released      bool // a worker released inlineRelease bytes: netpoll's nodes have grown
 }
 
 // connCtx is a Conn seen as the context.Context netpoll carries for it, so

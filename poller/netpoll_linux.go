@@ -225,12 +225,13 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 			}
 		}
 	}
-	if c != nil && c.onLoop { // only this goroutine writes onLoop
+	if c != nil && c.onLoop && !c.released { // only this goroutine writes onLoop
 		// See inlineRelease: the nodes are released by a later read.
 		c.unreleased += n
 		return nil
 	}
-	if c != nil {
+	if c != nil && c.unreleased > 0 {
+		c.released = c.unreleased >= inlineRelease
 		c.unreleased = 0
 	}
 	return r.Release()
@@ -864,7 +865,9 @@ var inlineBelow atomic.Int64
 // finds (and only when the poll loop is not serving the connection, so
 // never on the loop): releasing on the loop after every read would keep
 // the nodes at LinkBufferCap bytes for good, and a stream of small
-// messages would have one in every few split over two reads.
+// messages would have one in every few split over two reads. Once such a
+// release has been made, the nodes are larger and reads on the loop
+// release at once.
 const inlineRelease = 1024
 
 // enterLoop reports whether a netpoll task of c may run on the poll loop,
