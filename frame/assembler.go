@@ -23,15 +23,33 @@ import "math"
 // The zero value is ready, with no size limit. An Assembler does not
 // allocate and is not safe for concurrent use.
 type Assembler struct {
-	max        int64 // limit on a message's payload (sum of its frames); 0 = none
-	total      int64 // payload bytes of the message in progress, from headers
-	text       UTF8
-	op         Opcode // opcode of the current (or last) message
-	inMsg      bool   // a data message is in progress
-	compressed bool   // the current (or last) message had RSV1 on its first frame
-	fin        bool   // the current data frame has FIN set
-	ctl        bool   // the current frame is a control frame
-	check      bool   // Payload validates UTF-8 (uncompressed text)
+	max   int64 // limit on a message's payload (sum of its frames); 0 = none
+	total int64 // payload bytes of the message in progress, from headers
+	text  UTF8
+	op    Opcode   // opcode of the current (or last) message
+	f     asmFlags // packed, so that the Assembler takes 24 bytes (one per connection)
+}
+
+// asmFlags are an Assembler's flags.
+type asmFlags uint8
+
+const (
+	asmInMsg      asmFlags = 1 << iota // a data message is in progress
+	asmCompressed                      // the current (or last) message had RSV1 on its first frame
+	asmFin                             // the current data frame has FIN set
+	asmCtl                             // the current frame is a control frame
+	asmCheck                           // Payload validates UTF-8 (uncompressed text)
+)
+
+func (f asmFlags) has(x asmFlags) bool { return f&x != 0 }
+
+// set sets x if on, clears it if not.
+func (f *asmFlags) set(x asmFlags, on bool) {
+	if on {
+		*f |= x
+	} else {
+		*f &^= x
+	}
 }
 
 // SetMaxPayload limits the payload of a whole message, summed over its
@@ -68,25 +86,25 @@ func (a *Assembler) Begin(h Header) error {
 		case h.Length > MaxControlPayload:
 			return errControlTooLong
 		}
-		a.ctl = true
+		a.f |= asmCtl
 		return nil
 	}
-	a.ctl = false
+	a.f &^= asmCtl
 	if h.Op == OpContinuation {
-		if !a.inMsg {
+		if !a.f.has(asmInMsg) {
 			return errContinuationNoMessage
 		}
 		if h.Rsv1() {
 			return errRSV1Continuation
 		}
 	} else {
-		if a.inMsg {
+		if a.f.has(asmInMsg) {
 			return errDataMidMessage
 		}
-		a.inMsg = true
+		a.f |= asmInMsg
 		a.op = h.Op
-		a.compressed = h.Rsv1()
-		a.check = h.Op == OpText && !a.compressed
+		a.f.set(asmCompressed, h.Rsv1())
+		a.f.set(asmCheck, h.Op == OpText && !h.Rsv1())
 		a.total = 0
 		a.text.Reset()
 	}
@@ -98,7 +116,7 @@ func (a *Assembler) Begin(h Header) error {
 	} else {
 		a.total += h.Length
 	}
-	a.fin = h.Fin
+	a.f.set(asmFin, h.Fin)
 	return nil
 }
 
@@ -119,7 +137,7 @@ func (a *Assembler) Check(h Header) error {
 // inflated text to [Assembler.ValidateText] instead. Binary messages and
 // control frames are not checked. p is not retained.
 func (a *Assembler) Payload(p []byte) error {
-	if a.ctl || !a.check {
+	if a.f.has(asmCtl) || !a.f.has(asmCheck) {
 		return nil
 	}
 	if !a.text.Write(p) {
@@ -136,7 +154,7 @@ func (a *Assembler) Payload(p []byte) error {
 // For any other message (binary, or uncompressed text, which
 // [Assembler.Payload] already checks) it does nothing. p is not retained.
 func (a *Assembler) ValidateText(p []byte) error {
-	if a.op != OpText || !a.compressed {
+	if a.op != OpText || !a.f.has(asmCompressed) {
 		return nil
 	}
 	if !a.text.Write(p) {
@@ -149,7 +167,7 @@ func (a *Assembler) ValidateText(p []byte) error {
 // CloseInvalidPayload (1007) if the inflated text ended inside a character.
 // For any other message it does nothing.
 func (a *Assembler) EndText() error {
-	if a.op != OpText || !a.compressed {
+	if a.op != OpText || !a.f.has(asmCompressed) {
 		return nil
 	}
 	ok := a.text.Complete()
@@ -168,23 +186,24 @@ func (a *Assembler) EndText() error {
 // a character is CloseInvalidPayload (1007). For a frame without FIN it
 // returns done = false: the message continues.
 func (a *Assembler) End() (done bool, op Opcode, compressed bool, err error) {
-	if a.ctl {
-		a.ctl = false
+	if a.f.has(asmCtl) {
+		a.f &^= asmCtl
 		return false, 0, false, nil
 	}
-	if !a.inMsg || !a.fin {
+	if !a.f.has(asmInMsg) || !a.f.has(asmFin) {
 		return false, 0, false, nil
 	}
-	if a.check && !a.text.Complete() {
+	if a.f.has(asmCheck) && !a.text.Complete() {
 		return false, 0, false, errInvalidUTF8
 	}
-	a.inMsg, a.fin, a.check, a.total = false, false, false, 0
-	return true, a.op, a.compressed, nil
+	a.f &^= asmInMsg | asmFin | asmCheck
+	a.total = 0
+	return true, a.op, a.f.has(asmCompressed), nil
 }
 
 // InMessage reports whether a fragmented data message is in progress (its
 // first frame has begun and its final frame has not ended).
-func (a *Assembler) InMessage() bool { return a.inMsg }
+func (a *Assembler) InMessage() bool { return a.f.has(asmInMsg) }
 
 // Reset abandons any message in progress. The limit set by
 // [Assembler.SetMaxPayload] is kept.

@@ -20,9 +20,7 @@ import "sync"
 // poller holds a per-connection lock). The zero value is an empty queue with
 // no limit.
 type Queue struct {
-	segs  []segment
-	blk   *segBlock // the pooled list backing segs, nil if none or outgrown
-	head  int       // index of the first pending segment in segs
+	blk   *segBlock // the pending segments; nil while the queue is empty
 	n     int       // pending bytes
 	limit int       // 0 means no limit
 }
@@ -63,22 +61,24 @@ func putChunk(c *chunk) {
 	}
 }
 
-// segBlock is a pooled segment list. A queue takes one from the pool when it
-// gets its first segment, moves to a larger class when the pending segments
-// outgrow it, and gives it back when it empties, so an idle queue holds no
-// segment list either. Past the largest class the list grows privately and
-// is released when the queue empties.
+// segBlock is a pooled segment list with its pending range. A queue takes
+// one from the pool when it gets its first segment, moves to a larger class
+// when the pending segments outgrow it, and gives it back when it empties,
+// so an idle queue holds no segment list either (and its struct is small).
+// Past the largest class the list grows privately (class -1) and is
+// released when the queue empties.
 type segBlock struct {
-	s     []segment // len(s) is the class size; all zero while pooled
-	class int8
+	s          []segment // len(s) is the capacity; all zero while pooled
+	head, tail int       // the pending segments are s[head:tail]
+	class      int8
 }
 
 var segSizes = [...]int{16, 128, 1024}
 
 var segPools [len(segSizes)]sync.Pool
 
-// getSegBlock returns a pooled list of at least n segments, or nil if n is
-// over the largest class.
+// getSegBlock returns a list of at least n segments: pooled, or private
+// past the largest class.
 func getSegBlock(n int) *segBlock {
 	for i, s := range segSizes {
 		if n <= s {
@@ -88,12 +88,15 @@ func getSegBlock(n int) *segBlock {
 			return &segBlock{s: make([]segment, s), class: int8(i)}
 		}
 	}
-	return nil
+	return &segBlock{s: make([]segment, n), class: -1}
 }
 
 func putSegBlock(b *segBlock) {
-	clear(b.s)
-	segPools[b.class].Put(b)
+	clear(b.s[b.head:b.tail])
+	b.head, b.tail = 0, 0
+	if b.class >= 0 {
+		segPools[b.class].Put(b)
+	}
 }
 
 // SetLimit sets the queue's limit in bytes; 0 removes it. Append,
@@ -114,7 +117,12 @@ func (q *Queue) Limit() int { return q.limit }
 func (q *Queue) Len() int { return q.n }
 
 // Segments returns the number of pending segments.
-func (q *Queue) Segments() int { return len(q.segs) - q.head }
+func (q *Queue) Segments() int {
+	if q.blk == nil {
+		return 0
+	}
+	return q.blk.tail - q.blk.head
+}
 
 // admit reports whether size more bytes fit. A queue that is empty always
 // admits, so that a single message larger than the limit can still be sent;
@@ -137,8 +145,8 @@ func (q *Queue) Reserve(size int, force bool) ([]byte, error) {
 		return nil, ErrBackpressure
 	}
 	q.n += size
-	if last := len(q.segs) - 1; last >= q.head {
-		s := &q.segs[last]
+	if b := q.blk; b != nil && b.tail > b.head {
+		s := &b.s[b.tail-1]
 		if s.c != nil && cap(s.b)-len(s.b) >= size {
 			l := len(s.b)
 			s.b = s.b[:l+size]
@@ -181,33 +189,31 @@ func (q *Queue) AppendShared(b []byte, force bool) error {
 }
 
 func (q *Queue) push(s segment) {
-	if q.segs == nil {
-		q.blk = getSegBlock(1)
-		q.segs = q.blk.s[:0]
+	b := q.blk
+	if b == nil {
+		b = getSegBlock(1)
+		q.blk = b
 	}
-	if q.head > 0 && len(q.segs) == cap(q.segs) {
+	if b.tail == len(b.s) && b.head > 0 {
 		// Slide the pending segments to the front before growing.
-		n := copy(q.segs, q.segs[q.head:])
-		clear(q.segs[n:])
-		q.segs = q.segs[:n]
-		q.head = 0
+		n := copy(b.s, b.s[b.head:b.tail])
+		clear(b.s[n:b.tail])
+		b.head, b.tail = 0, n
 	}
-	if n := len(q.segs); n == cap(q.segs) {
-		// Move to a larger pooled list, or past the largest class to a
-		// private one; the old pooled list goes back.
-		old := q.blk
-		if q.blk = getSegBlock(n + 1); q.blk != nil {
-			q.segs = q.blk.s[:copy(q.blk.s, q.segs)]
-		} else {
-			grown := make([]segment, n, 2*n)
-			copy(grown, q.segs)
-			q.segs = grown
+	if n := b.tail; n == len(b.s) {
+		// Move to a larger list (pooled, or past the largest class a
+		// private one of twice the size); the old list goes back.
+		size := n + 1
+		if n >= segSizes[len(segSizes)-1] {
+			size = 2 * n
 		}
-		if old != nil {
-			putSegBlock(old)
-		}
+		nb := getSegBlock(size)
+		nb.tail = copy(nb.s, b.s[:n])
+		putSegBlock(b)
+		q.blk, b = nb, nb
 	}
-	q.segs = append(q.segs, s)
+	b.s[b.tail] = s
+	b.tail++
 }
 
 // Buffers appends the pending segments, in order, to dst and returns it, at
@@ -215,7 +221,10 @@ func (q *Queue) push(s segment) {
 // The slices stay valid until the next call to [Queue.Advance] or
 // [Queue.Reset]; appending to the queue meanwhile does not disturb them.
 func (q *Queue) Buffers(dst [][]byte, max int) [][]byte {
-	segs := q.segs[q.head:]
+	if q.blk == nil {
+		return dst
+	}
+	segs := q.blk.s[q.blk.head:q.blk.tail]
 	if max > 0 && len(segs) > max {
 		segs = segs[:max]
 	}
@@ -234,7 +243,7 @@ func (q *Queue) Advance(n int) {
 	}
 	q.n -= n
 	for n > 0 {
-		s := &q.segs[q.head]
+		s := &q.blk.s[q.blk.head]
 		if n < len(s.b) {
 			s.b = s.b[n:]
 			return
@@ -252,32 +261,29 @@ func (q *Queue) Advance(n int) {
 // drop removes the head segment, recycling its chunk when no later segment
 // uses it (only the tail segment's chunk can still grow).
 func (q *Queue) drop() {
-	s := q.segs[q.head]
-	q.segs[q.head] = segment{}
-	q.head++
+	b := q.blk
+	s := b.s[b.head]
+	b.s[b.head] = segment{}
+	b.head++
 	if s.c != nil {
 		putChunk(s.c)
 	}
-	if q.head == len(q.segs) {
-		q.segs = q.segs[:0]
-		q.head = 0
+	if b.head == b.tail {
+		b.head, b.tail = 0, 0
 	}
 }
 
 // Reset drops everything queued and recycles the chunks. Slices returned by
 // [Queue.Buffers] must no longer be in use.
 func (q *Queue) Reset() {
-	for i := q.head; i < len(q.segs); i++ {
-		if c := q.segs[i].c; c != nil {
-			putChunk(c)
+	if b := q.blk; b != nil {
+		for i := b.head; i < b.tail; i++ {
+			if c := b.s[i].c; c != nil {
+				putChunk(c)
+			}
 		}
-	}
-	clear(q.segs)
-	if q.blk != nil {
-		putSegBlock(q.blk)
+		putSegBlock(b)
 		q.blk = nil
 	}
-	q.segs = nil
-	q.head = 0
 	q.n = 0
 }

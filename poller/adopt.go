@@ -34,7 +34,7 @@ func (p *Poller) Adopt(conn net.Conn, initial []byte) error {
 		}
 	}
 	c := newConn(p)
-	c.sc = conn
+	c.ext = &connExt{sc: conn}
 	if !p.register(c) {
 		_ = conn.Close()
 		return ErrPollerClosed

@@ -70,7 +70,8 @@ func (p *Poller) adoptFD(tc *net.TCPConn, initial []byte) (done bool, err error)
 		// netpoll fails only to register fd, and has then closed it (its
 		// close callback): closing it again could hit a reused number.
 		c.mu.Lock()
-		c.closed, c.cause, c.transportDone = true, err, true
+		c.closed, c.transportDone = true, true
+		c.setCauseLocked(err)
 		fire := c.finishLocked()
 		c.mu.Unlock()
 		if fire {
@@ -79,7 +80,7 @@ func (p *Poller) adoptFD(tc *net.TCPConn, initial []byte) (done bool, err error)
 		return true, &opError{op: "adopt", err: err}
 	}
 	c.nc = adoptedConn{Connection: nc, laddr: laddr, raddr: raddr}
-	c.fd = fd
+	c.fd = int32(fd)
 	_ = nc.AddCloseCallback(c.onNetpollClose)
 	// Input that arrives from now on waits in netpoll's buffer until the
 	// OnRequest callback is set, after OnOpen and the initial bytes.

@@ -25,7 +25,7 @@ func detachedConn(h Handler, maxPending int) *Conn {
 	r, _ := Options{MaxPending: maxPending}.resolve()
 	p := newPoller(h, r)
 	c := newConn(p)
-	c.sc = nopConn{}
+	c.ext = &connExt{sc: nopConn{}}
 	c.opened = true
 	return c
 }
@@ -65,7 +65,7 @@ func TestAllocsDispatch(t *testing.T) {
 		t.Errorf("split records: %.1f allocs per delivery, want 0", a)
 	}
 	if c.closed {
-		t.Fatalf("closed: %v", c.cause)
+		t.Fatalf("closed: %v", c.cause())
 	}
 }
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/netpoll"
@@ -23,13 +23,12 @@ import (
 type Conn struct {
 	p   *Poller
 	nc  netpoll.Connection // netpoll engine; nil for Serve
-	sc  net.Conn           // Serve engine; nil for netpoll
+	ext *connExt           // Serve engine, or closing; else nil
 	tls *tlsLayer          // netpoll engine with Options.TLS; else nil
-	fd  int                // netpoll engine: the socket, valid while !closed
 
-	slot, gen uint32 // registry slot; write-readiness events carry both
-
-	ctxv atomic.Pointer[any]
+	fd         int32  // netpoll engine: the socket, valid while !closed
+	slot, gen  uint32 // registry slot; write-readiness events carry both
+	maxPending int32  // under mu: cap on carried-over input (SetMaxPending), at most MaxInt32
 
 	// mu guards everything below. wmu is held across each direct write on
 	// fd, and taken by the close callback, so that netpoll (which closes fd
@@ -37,21 +36,14 @@ type Conn struct {
 	mu  sync.Mutex
 	wmu sync.Mutex
 
-	q frame.Queue
+	ctx any // SetContext's
+	q   frame.Queue
 
-	// Carried-over input: inN bytes at the start of in.b. While a dispatch
-	// runs, in belongs to the dispatching goroutine and new input collects
-	// in inq instead.
-	in         *buffer
-	inN        int
-	inq        *buffer
-	inqN       int
-	maxPending int
-
-	cause     error         // why it closed, for OnClose
-	timer     *time.Timer   // CloseAfterFlush's deadline
-	flushSig  chan struct{} // Serve engine: wakes the flusher goroutine
-	flusherUp bool          // Serve engine: the flusher goroutine runs
+	// Carried-over input: in.n bytes at the start of in.b. While a
+	// dispatch runs, in belongs to the dispatching goroutine and new input
+	// collects in inq instead. nil when there is none.
+	in  *buffer
+	inq *buffer
 
 	opened        bool // OnOpen was called (so OnClose will be)
 	tracked       bool // registered with the Poller
@@ -71,11 +63,52 @@ type Conn struct {
 	peerEOF       bool // the peer half-closed and fd is our duplicate, kept for writing
 
 	// Running OnData on the poll loop (netpoll engine; SetInline).
-	inline        bool // the handler asked for it
-	onLoop        bool // a netpoll task of this connection runs on its poll loop now
-	closeDeferred bool // closeTransport came while onLoop: a worker closes it after
-	unreleased    int  // bytes read on the loop whose netpoll buffer nodes are not released yet
-	released      bool // a worker released inlineRelease bytes: netpoll's nodes have grown
+	inline        bool  // the handler asked for it
+	onLoop        bool  // a netpoll task of this connection runs on its poll loop now
+	closeDeferred bool  // closeTransport came while onLoop: a worker closes it after
+	released      bool  // a worker released inlineRelease bytes: netpoll's nodes have grown
+	unreleased    int32 // bytes read on the loop whose netpoll buffer nodes are not released yet
+}
+
+// connExt is what few Conns need: those of the Serve engine, and those
+// closing (or about to), so that an idle one of the netpoll engine holds
+// none. Its fields are under Conn.mu, sc excepted (set before c is shared).
+type connExt struct {
+	sc        net.Conn      // Serve engine: the connection
+	flushSig  chan struct{} // Serve engine: wakes the flusher goroutine
+	flusherUp bool          // Serve engine: the flusher goroutine runs
+	cause     error         // why it closed, for OnClose
+	timer     *time.Timer   // CloseAfterFlush's deadline
+}
+
+// extState returns c.ext, making it; called with c.mu held (or before c is
+// shared).
+func (c *Conn) extState() *connExt {
+	if c.ext == nil {
+		c.ext = new(connExt)
+	}
+	return c.ext
+}
+
+// setCauseLocked records why c closed; called with c.mu held.
+func (c *Conn) setCauseLocked(err error) {
+	if err != nil || c.ext != nil {
+		c.extState().cause = err
+	}
+}
+
+// cause returns why c closed (nil for a clean close). It is read under
+// c.mu, or once c is finished (no more writes).
+func (c *Conn) cause() error {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.cause
+}
+
+// pendingCap clamps a cap on carried-over input to what maxPending holds.
+func pendingCap(n int) int32 {
+	return int32(min(n, math.MaxInt32))
 }
 
 // connCtx is a Conn seen as the context.Context netpoll carries for it, so
@@ -93,29 +126,35 @@ func connOf(ctx context.Context) *Conn {
 }
 
 func newConn(p *Poller) *Conn {
-	c := &Conn{p: p, maxPending: p.o.MaxPending}
+	c := &Conn{p: p, maxPending: pendingCap(p.o.MaxPending)}
 	c.q.SetLimit(p.o.MaxBuffered)
 	return c
 }
 
 // SetContext stores v, the caller's per-connection state; [Conn.Context]
 // returns it. Safe for concurrent use.
-func (c *Conn) SetContext(v any) { c.ctxv.Store(&v) }
+func (c *Conn) SetContext(v any) {
+	c.mu.Lock()
+	c.ctx = v
+	c.mu.Unlock()
+}
 
 // Context returns the value last given to [Conn.SetContext], or nil.
 func (c *Conn) Context() any {
-	if v := c.ctxv.Load(); v != nil {
-		return *v
-	}
-	return nil
+	c.mu.Lock()
+	v := c.ctx
+	c.mu.Unlock()
+	return v
 }
 
-// RemoteAddr returns the peer's address.
+// RemoteAddr returns the peer's address: for TCP a *net.TCPAddr, on the
+// netpoll engine a new one at each call, whose IP is shared with other
+// connections' (it must not be modified).
 func (c *Conn) RemoteAddr() net.Addr {
 	if c.nc != nil {
-		return c.nc.RemoteAddr()
+		return tcpAddrOf(c.nc.RemoteAddr())
 	}
-	return c.sc.RemoteAddr()
+	return c.ext.sc.RemoteAddr()
 }
 
 // SetMaxPending sets the cap on carried-over unconsumed input (for
@@ -126,7 +165,7 @@ func (c *Conn) SetMaxPending(n int) {
 		n = c.p.o.MaxPending
 	}
 	c.mu.Lock()
-	c.maxPending = n
+	c.maxPending = pendingCap(n)
 	c.mu.Unlock()
 }
 
@@ -273,10 +312,7 @@ func (c *Conn) Wake() {
 
 func (c *Conn) wakeTask() {
 	c.mu.Lock()
-	var buf []byte
-	if c.in != nil {
-		buf = c.in.b[:c.inN]
-	}
+	buf := c.in.bytes()
 	c.mu.Unlock()
 	c.dispatch(buf, true, false)
 }
@@ -314,7 +350,7 @@ func (c *Conn) CloseAfterFlush(timeout time.Duration) {
 		return
 	}
 	c.closeAfter = true
-	c.timer = time.AfterFunc(timeout, c.closeTimeout)
+	c.extState().timer = time.AfterFunc(timeout, c.closeTimeout)
 	switch {
 	case c.flushing || c.dispatching:
 		// The flush in progress, or the one after the handler returns,
@@ -369,7 +405,7 @@ func (c *Conn) lingerLocked() {
 			c.closeTransport()
 			return
 		}
-		err := shutdownWrite(c.fd) // fd is open: !closed, and we hold mu
+		err := shutdownWrite(int(c.fd)) // fd is open: !closed, and we hold mu
 		if err == nil {
 			c.mu.Unlock()
 			return
@@ -380,7 +416,7 @@ func (c *Conn) lingerLocked() {
 		return
 	}
 	c.mu.Unlock()
-	if cw, ok := c.sc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+	if cw, ok := c.ext.sc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 		return
 	}
 	_ = c.Close(nil)
@@ -390,7 +426,7 @@ func (c *Conn) lingerLocked() {
 // closer only. The caller then closes the transport (outside mu).
 func (c *Conn) markClosedLocked(err error) {
 	c.closed = true
-	c.cause = err
+	c.setCauseLocked(err)
 	if !c.writing {
 		// No flusher holds slices of the queue: drop it now. Otherwise the
 		// flusher drops it when its write returns.
@@ -398,12 +434,12 @@ func (c *Conn) markClosedLocked(err error) {
 		c.flushing = false
 		c.armed = false
 	}
-	if c.timer != nil {
-		c.timer.Stop()
+	if c.ext != nil && c.ext.timer != nil {
+		c.ext.timer.Stop()
 	}
-	if c.flushSig != nil {
+	if c.ext != nil && c.ext.flushSig != nil {
 		select {
-		case c.flushSig <- struct{}{}:
+		case c.ext.flushSig <- struct{}{}:
 		default:
 		}
 	}
@@ -417,7 +453,7 @@ func (c *Conn) closeTransport() {
 		c.closeNetpoll()
 		return
 	}
-	_ = c.sc.Close()
+	_ = c.ext.sc.Close()
 }
 
 // peerClosedLocked records a close that came from the transport (the peer
@@ -450,12 +486,12 @@ func (c *Conn) finishLocked() bool {
 // fireClose calls OnClose and releases the connection.
 func (c *Conn) fireClose() {
 	if c.opened {
-		c.p.h.OnClose(c, c.cause)
+		c.p.h.OnClose(c, c.cause())
 	}
 	c.mu.Lock()
 	putBuffer(c.in)
 	putBuffer(c.inq)
-	c.in, c.inN, c.inq, c.inqN = nil, 0, nil, 0
+	c.in, c.inq = nil, nil
 	c.mu.Unlock()
 	if c.tls != nil {
 		c.tls.release()
@@ -493,7 +529,7 @@ func (c *Conn) deliver(in []byte) {
 	}
 	if c.dispatching {
 		// A Wake's OnData is running: park the bytes for its next round.
-		if c.inqN+len(in) > c.maxPending {
+		if c.inq.used()+len(in) > int(c.maxPending) {
 			if c.closed {
 				c.mu.Unlock()
 				return
@@ -503,20 +539,22 @@ func (c *Conn) deliver(in []byte) {
 			c.closeTransport()
 			return
 		}
-		c.inq = appendBuffer(c.inq, c.inqN, in)
-		c.inqN += len(in)
+		n := c.inq.used()
+		c.inq = appendBuffer(c.inq, n, in)
+		c.inq.n = n + len(in)
 		c.mu.Unlock()
 		return
 	}
 	c.dispatching = true
-	if c.inN == 0 {
+	n := c.in.used()
+	if n == 0 {
 		c.mu.Unlock()
 		c.dispatch(in, false, false) // zero-copy: nothing carried over
 		return
 	}
-	c.in = appendBuffer(c.in, c.inN, in)
-	c.inN += len(in)
-	buf := c.in.b[:c.inN]
+	c.in = appendBuffer(c.in, n, in)
+	c.in.n = n + len(in)
+	buf := c.in.bytes()
 	c.mu.Unlock()
 	c.dispatch(buf, true, false)
 }
@@ -556,7 +594,7 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 			// Input parked while a Wake's OnData ran was sent before the
 			// peer closed: it is still given to OnData (as it would have
 			// been without the Wake), after the tail of this call is kept.
-			drain = c.closed && c.peerClosed && c.inqN > 0
+			drain = c.closed && c.peerClosed && c.inq.used() > 0
 			if !c.closed || drain {
 				switch rest := len(buf) - n; {
 				case n < 0 || rest < 0:
@@ -565,7 +603,7 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 						closeNow = true
 					}
 					drain = false
-				case rest > c.maxPending:
+				case rest > int(c.maxPending):
 					if !c.closed {
 						c.markClosedLocked(ErrPendingLimit)
 						closeNow = true
@@ -579,19 +617,17 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 		if c.closed && !drain {
 			break
 		}
-		if c.inqN > 0 {
-			c.in = appendBuffer(c.in, c.inN, c.inq.b[:c.inqN])
-			c.inN += c.inqN
+		if q := c.inq.used(); q > 0 {
+			n := c.in.used()
+			c.in = appendBuffer(c.in, n, c.inq.bytes())
+			c.in.n = n + q
 			putBuffer(c.inq)
-			c.inq, c.inqN = nil, 0
+			c.inq = nil
 		} else if !c.wakeAgain {
 			break
 		}
 		c.wakeAgain = false
-		buf, fromPend = nil, true
-		if c.in != nil {
-			buf = c.in.b[:c.inN]
-		}
+		buf, fromPend = c.in.bytes(), true
 		c.mu.Unlock()
 	}
 	c.dispatching = false
@@ -599,7 +635,7 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 	if c.closed {
 		putBuffer(c.in)
 		putBuffer(c.inq)
-		c.in, c.inN, c.inq, c.inqN = nil, 0, nil, 0
+		c.in, c.inq = nil, nil
 	}
 	fire := c.finishLocked()
 	switch {
@@ -627,13 +663,13 @@ func (c *Conn) keepLocked(rest []byte, fromPend bool) {
 	switch {
 	case len(rest) == 0:
 		putBuffer(c.in)
-		c.in, c.inN = nil, 0
+		c.in = nil
 	case fromPend:
-		c.inN = copy(c.in.b, rest)
+		c.in.n = copy(c.in.b, rest)
 	default:
 		// c.in is nil: a dispatch of transport bytes starts with nothing
 		// carried over.
 		c.in = getBuffer(len(rest))
-		c.inN = copy(c.in.b, rest)
+		c.in.n = copy(c.in.b, rest)
 	}
 }

@@ -27,6 +27,12 @@
 // bytes decrypts them (crypto/tls is told "no more input for now" with a
 // temporary net.Error, after which it resumes where it stopped), and the
 // flush that writes encrypts. An idle TLS connection holds no goroutine.
+// Once a TLS 1.3 handshake with an AES-GCM suite is done, crypto/tls's
+// connection state is dropped and the record layer (RFC 8446 section 5)
+// runs here on the standard library's AES-GCM, with the traffic secrets
+// crypto/tls gives its KeyLogWriter; an idle connection then keeps its keys
+// but not its AES-GCM state. TLS 1.2 and ChaCha20-Poly1305 stay with
+// crypto/tls. See tls.go and tls13.go.
 //
 // [Serve] takes any [net.Listener] (with Options.TLS it wraps it with
 // [crypto/tls.NewListener]): one reader goroutine per connection, plus one

@@ -103,21 +103,21 @@ func fuzzDeliverBody(t *testing.T, stream, cuts []byte, limit uint16) {
 		t.Fatal("still dispatching")
 	}
 	if c.closed {
-		if !errors.Is(c.cause, ErrPendingLimit) {
-			t.Fatalf("closed with %v", c.cause)
+		if !errors.Is(c.cause(), ErrPendingLimit) {
+			t.Fatalf("closed with %v", c.cause())
 		}
 		return
 	}
 	if consumed != records(stream) {
 		t.Fatalf("consumed %d, want %d", consumed, records(stream))
 	}
-	if consumed+c.inN != len(stream) || c.inqN != 0 {
-		t.Fatalf("consumed %d + pending %d (+ parked %d) != %d", consumed, c.inN, c.inqN, len(stream))
+	if consumed+c.in.used() != len(stream) || c.inq.used() != 0 {
+		t.Fatalf("consumed %d + pending %d (+ parked %d) != %d", consumed, c.in.used(), c.inq.used(), len(stream))
 	}
-	if c.inN > 0 && !bytes.Equal(c.in.b[:c.inN], stream[consumed:consumed+c.inN]) {
+	if n := c.in.used(); n > 0 && !bytes.Equal(c.in.bytes(), stream[consumed:consumed+n]) {
 		t.Fatal("pending bytes differ from the stream")
 	}
-	if c.inN == 0 && c.in != nil {
+	if c.in.used() == 0 && c.in != nil {
 		t.Fatal("an empty pending buffer is held")
 	}
 }

@@ -172,21 +172,27 @@ func (p *Poller) onPrepare(nc netpoll.Connection) context.Context {
 	c.nc = nc
 	f, ok := nc.(interface{ Fd() int })
 	if ok {
-		c.fd = f.Fd()
+		c.fd = int32(f.Fd())
 	}
 	if !ok {
 		// Never with netpoll v0.7.2; without a descriptor we cannot write.
 		c.fd = -1
 		c.closed = true
-		c.cause = errors.New("poller: netpoll connection without a descriptor")
+		c.setCauseLocked(errors.New("poller: netpoll connection without a descriptor"))
 	} else if !p.register(c) {
 		// The Poller is closing: OnConnect closes it without OnOpen.
 		c.closed = true
-		c.cause = ErrPollerClosed
+		c.setCauseLocked(ErrPollerClosed)
 	} else if p.o.TLS != nil {
 		c.tls = newTLSLayer(c, p.o.TLS, p.o.TLSHandshakeTimeout)
 	}
-	_ = nc.AddCloseCallback(c.onNetpollClose)
+	if pa, ok := nc.RemoteAddr().(*peerAddr4); ok {
+		// The address leads back to c: no closure to keep per connection.
+		pa.c = c
+		_ = nc.AddCloseCallback(onNetpollClosed)
+	} else {
+		_ = nc.AddCloseCallback(c.onNetpollClose)
+	}
 	return (*connCtx)(c)
 }
 
@@ -227,7 +233,7 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	}
 	if c != nil && c.onLoop && !c.released { // only this goroutine writes onLoop
 		// See inlineRelease: the nodes are released by a later read.
-		c.unreleased += n
+		c.unreleased += int32(min(n, inlineRelease))
 		return nil
 	}
 	if c != nil && c.unreleased > 0 {
@@ -235,6 +241,12 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 		c.unreleased = 0
 	}
 	return r.Release()
+}
+
+// onNetpollClosed is onNetpollClose for a connection whose address is a
+// peerAddr4 that leads to its Conn.
+func onNetpollClosed(nc netpoll.Connection) error {
+	return nc.RemoteAddr().(*peerAddr4).c.onNetpollClose(nc)
 }
 
 // onNetpollClose is the connection's netpoll close callback. It runs once,
@@ -272,7 +284,7 @@ func (c *Conn) keepAfterEOFLocked() bool {
 	if e != 0 {
 		return false
 	}
-	c.fd = int(r)
+	c.fd = int32(r)
 	c.peerEOF = true
 	c.wreg = false // registered, if at all, under the old descriptor number
 	if c.armed {
@@ -294,7 +306,7 @@ func (c *Conn) closeKept() bool {
 		return kept
 	}
 	c.transportDone = true
-	fd := c.fd
+	fd := int(c.fd)
 	fire := c.finishLocked()
 	c.mu.Unlock()
 	c.wmu.Lock() // a write in progress has ended; none starts: c.closed
@@ -392,7 +404,7 @@ func (c *Conn) directFlushLocked() {
 		c.writing = true
 		// Take the write lock before letting go of mu: a close callback that
 		// gets mu after us then waits for this write before returning.
-		fd := c.fd // kept connections switch descriptors under mu
+		fd := int(c.fd) // kept connections switch descriptors under mu
 		c.wmu.Lock()
 		c.mu.Unlock()
 		n, total, err := s.sendmsg(fd)
@@ -447,12 +459,12 @@ func (c *Conn) armLocked() error {
 	if c.wreg {
 		op = syscall.EPOLL_CTL_MOD
 	}
-	err := syscall.EpollCtl(wp.epfd, op, c.fd, &ev)
+	err := syscall.EpollCtl(wp.epfd, op, int(c.fd), &ev)
 	switch err {
 	case syscall.EEXIST:
-		err = syscall.EpollCtl(wp.epfd, syscall.EPOLL_CTL_MOD, c.fd, &ev)
+		err = syscall.EpollCtl(wp.epfd, syscall.EPOLL_CTL_MOD, int(c.fd), &ev)
 	case syscall.ENOENT:
-		err = syscall.EpollCtl(wp.epfd, syscall.EPOLL_CTL_ADD, c.fd, &ev)
+		err = syscall.EpollCtl(wp.epfd, syscall.EPOLL_CTL_ADD, int(c.fd), &ev)
 	}
 	if err != nil {
 		return err
@@ -511,7 +523,7 @@ func (c *Conn) writeAlertLocked() {
 	s := scratchPool.Get().(*scratch)
 	s.bufs = c.tls.out.Buffers(s.bufs[:0], iovMax)
 	c.wmu.Lock()
-	_, _, _ = s.sendmsg(c.fd)
+	_, _, _ = s.sendmsg(int(c.fd))
 	c.wmu.Unlock()
 	s.release()
 }
@@ -735,10 +747,12 @@ func (l *listener) close() {
 	}
 }
 
+// sockaddrToTCP returns the address of an accepted connection, for netpoll
+// to keep: a compact one for IPv4 (see peerAddr4), a *net.TCPAddr for IPv6.
 func sockaddrToTCP(sa syscall.Sockaddr) net.Addr {
 	switch a := sa.(type) {
 	case *syscall.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+		return &peerAddr4{ip: a.Addr, port: uint16(a.Port)}
 	case *syscall.SockaddrInet6:
 		ta := &net.TCPAddr{IP: append(net.IP(nil), a.Addr[:]...), Port: a.Port}
 		if a.ZoneId != 0 {

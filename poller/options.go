@@ -83,7 +83,11 @@ type Options struct {
 	// event loop: the handshake runs on a goroutine started by the peer's
 	// first bytes and gone when it ends, then input is decrypted by the
 	// worker that reads it and output encrypted by the flush that writes
-	// it, so an idle TLS connection holds no goroutine. OnOpen is called
+	// it, so an idle TLS connection holds no goroutine; after a TLS 1.3
+	// handshake with an AES-GCM suite the records are protected by the
+	// poller's own record layer on the standard library's AES-GCM, and the
+	// handshake's tls.Conn is dropped (the Config's KeyLogWriter and
+	// GetConfigForClient are still called). OnOpen is called
 	// once the handshake is done; a connection whose handshake fails or
 	// times out is closed without OnOpen or OnClose (the failure is logged
 	// at Debug). [Serve] wraps its listener with [tls.NewListener] and

@@ -8,11 +8,31 @@ import (
 // --- pending-input buffers ---
 
 // buffer is a pooled byte slice; pools hold *buffer so that Get and Put
-// allocate nothing once warm. len(b) == cap(b) always: the owner keeps its
-// own count of the bytes in use.
+// allocate nothing once warm. len(b) == cap(b) always: the owner keeps
+// the count of the bytes in use, in n (a Conn's carried-over input) or its
+// own.
 type buffer struct {
 	b     []byte
+	n     int  // bytes in use, for an owner that keeps the count here
 	class int8 // index into bufPools, or -1 when not pooled
+}
+
+// used returns the bytes in use of a buffer that keeps its count (0 for
+// none).
+func (b *buffer) used() int {
+	if b == nil {
+		return 0
+	}
+	return b.n
+}
+
+// bytes returns the bytes in use of a buffer that keeps its count (nil for
+// none).
+func (b *buffer) bytes() []byte {
+	if b == nil {
+		return nil
+	}
+	return b.b[:b.n]
 }
 
 // Size classes (powers of two, 512 B to 8 MiB) for a connection's

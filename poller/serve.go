@@ -67,7 +67,7 @@ func (p *Poller) acceptLoop() {
 		}
 		delay = 0
 		c := newConn(p)
-		c.sc = sc
+		c.ext = &connExt{sc: sc}
 		if !p.register(c) {
 			_ = sc.Close()
 			continue
@@ -83,7 +83,7 @@ func (c *Conn) readLoop() {
 	if c.handshakeTLS() && (c.opened || c.open()) { // Adopt opens c itself
 		rb := getBuffer(c.p.o.ReadBufferSize)
 		for {
-			n, err := c.sc.Read(rb.b)
+			n, err := c.ext.sc.Read(rb.b)
 			if n > 0 {
 				c.deliver(rb.b[:n])
 			}
@@ -93,14 +93,14 @@ func (c *Conn) readLoop() {
 				c.peerClosedLocked(err)
 				c.mu.Unlock()
 				if first {
-					_ = c.sc.Close()
+					_ = c.ext.sc.Close()
 				}
 				break
 			}
 		}
 		putBuffer(rb)
 	} else {
-		_ = c.sc.Close()
+		_ = c.ext.sc.Close()
 	}
 	c.mu.Lock()
 	c.transportDone = true
@@ -115,7 +115,7 @@ func (c *Conn) readLoop() {
 // Serve wrapped for Options.TLS, within Options.TLSHandshakeTimeout; it
 // reports false (the connection is closed, and never opened) if it failed.
 func (c *Conn) handshakeTLS() bool {
-	tc, ok := c.sc.(*tls.Conn)
+	tc, ok := c.ext.sc.(*tls.Conn)
 	if !ok || c.p.o.TLS == nil {
 		return true
 	}
@@ -129,7 +129,7 @@ func (c *Conn) handshakeTLS() bool {
 		err = ErrTLSHandshakeTimeout
 	}
 	if c.p.log != nil {
-		c.p.log.Debug("poller: TLS handshake failed", "remote", c.sc.RemoteAddr().String(), "err", err)
+		c.p.log.Debug("poller: TLS handshake failed", "remote", c.ext.sc.RemoteAddr().String(), "err", err)
 	}
 	_ = c.Close(&opError{op: "tls handshake", err: err})
 	return false
@@ -139,17 +139,17 @@ func (c *Conn) handshakeTLS() bool {
 // connection for the flush the caller made c.flushing for; called with
 // c.mu held, it returns with c.mu released.
 func (c *Conn) kickFlusherLocked() {
-	if c.flushSig == nil {
-		c.flushSig = make(chan struct{}, 1)
+	if c.ext.flushSig == nil {
+		c.ext.flushSig = make(chan struct{}, 1)
 	}
-	if !c.flusherUp {
-		c.flusherUp = true
+	if !c.ext.flusherUp {
+		c.ext.flusherUp = true
 		c.p.gor.Add(1)
 		go c.flushLoop()
 	}
 	c.mu.Unlock()
 	select {
-	case c.flushSig <- struct{}{}:
+	case c.ext.flushSig <- struct{}{}:
 	default:
 	}
 }
@@ -170,11 +170,11 @@ func (c *Conn) flushLoop() {
 	defer idle.Stop()
 	for {
 		select {
-		case <-c.flushSig:
+		case <-c.ext.flushSig:
 		case <-idle.C:
 			c.mu.Lock()
 			if !c.flushing && !c.closed {
-				c.flusherUp = false
+				c.ext.flusherUp = false
 				c.mu.Unlock()
 				return
 			}
@@ -183,7 +183,7 @@ func (c *Conn) flushLoop() {
 		c.mu.Lock()
 		for {
 			if c.closed {
-				c.flusherUp = false
+				c.ext.flusherUp = false
 				c.mu.Unlock()
 				return
 			}
@@ -202,7 +202,7 @@ func (c *Conn) flushLoop() {
 				base = make(net.Buffers, len(bufs))
 			}
 			nb = base[:copy(base[:len(bufs)], bufs)]
-			n, err := nb.WriteTo(c.sc)
+			n, err := nb.WriteTo(c.ext.sc)
 			clear(base[:len(bufs)])
 			clear(bufs)
 			c.mu.Lock()
@@ -210,18 +210,18 @@ func (c *Conn) flushLoop() {
 			if c.closed {
 				c.q.Reset()
 				c.flushing = false
-				c.flusherUp = false
+				c.ext.flusherUp = false
 				c.mu.Unlock()
 				return
 			}
 			c.q.Advance(int(n))
 			if err != nil {
 				c.markClosedLocked(&opError{op: "write", err: err})
-				c.flusherUp = false
+				c.ext.flusherUp = false
 				c.mu.Unlock()
-				_ = c.sc.Close()
+				_ = c.ext.sc.Close()
 				if c.p.log != nil {
-					c.p.log.Debug("poller: write failed", "remote", c.sc.RemoteAddr().String(), "err", err)
+					c.p.log.Debug("poller: write failed", "remote", c.ext.sc.RemoteAddr().String(), "err", err)
 				}
 				return
 			}

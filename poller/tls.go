@@ -23,17 +23,36 @@ import (
 //     bytes of the peer (an accepted connection that sends nothing holds no
 //     goroutine) and gone when the handshake ends. Its Read waits for the
 //     bytes the event loop delivers.
-//   - After the handshake, the worker that got the ciphertext from netpoll
-//     decrypts it: Read hands crypto/tls those bytes and then answers
-//     errWouldBlock, and the plaintext goes to the handler as the plain
-//     engine's input does. No goroutine waits for an idle connection.
+//   - After a TLS 1.3 handshake with an AES-GCM suite (what Go, browsers
+//     and OpenSSL negotiate on hardware with AES instructions), the
+//     tls.Conn is dropped and the record layer of tls13.go protects the
+//     records: the worker that got the ciphertext from netpoll decrypts it
+//     in place, and the plaintext goes to the handler as the plain
+//     engine's input does. An idle connection keeps its traffic keys and
+//     its sequence numbers, not crypto/tls's buffers and state, and gives
+//     up its AEAD states after a while (see aeadIdle).
+//   - Otherwise (TLS 1.2, ChaCha20-Poly1305, fips140=only), crypto/tls
+//     keeps the connection, decrypting on the same worker: Read hands it
+//     the bytes and then answers errWouldBlock. No goroutine waits for an
+//     idle connection either way.
 //   - Writes are queued as plaintext, as for TCP, and encrypted by the
 //     flush that sends them; the records wait in a second queue while the
 //     socket is full, so that the outbound limit keeps applying to what the
 //     handler queued.
 //
-// No fork of crypto/tls is involved: the stock package, with its security
-// fixes, does all the cryptography.
+// This is not a fork of crypto/tls: the stock package, with its security
+// fixes, does every handshake (the hard, security-critical part:
+// negotiation, certificates, key exchange, the key schedule, tickets),
+// and hands over the application traffic secrets through its public
+// KeyLogWriter API. What runs afterwards is the TLS 1.3 record layer,
+// which RFC 8446 section 5 specifies in a few pages: a nonce from the
+// sequence number, the standard library's AES-GCM (crypto/cipher), the
+// inner content type and its padding, alerts, and KeyUpdate (section
+// 4.6.3) with HKDF-Expand-Label (crypto/hkdf). The secrets never leave the
+// process and are zeroed when replaced. The user's Config is cloned per
+// handshake (with the capture as its KeyLogWriter; a user's own
+// KeyLogWriter and GetConfigForClient are still called), and session
+// tickets are sealed with the keys of one clone per user Config.
 
 // DefaultTLSHandshakeTimeout bounds a TLS handshake when
 // [Options.TLSHandshakeTimeout] is 0.
@@ -52,7 +71,8 @@ var errWouldBlock net.Error = wouldBlock{}
 const (
 	tlsNew       uint8 = iota // accepted; no byte from the peer yet
 	tlsHandshake              // the handshake goroutine runs
-	tlsOpen                   // handshake done; input is decrypted where it arrives
+	tlsOpen                   // handshake done; crypto/tls decrypts input where it arrives
+	tlsOpen13                 // handshake done; the record layer (rec13) took over
 )
 
 const (
@@ -70,8 +90,13 @@ const (
 // net.Conn that crypto/tls reads from and writes to.
 type tlsLayer struct {
 	c   *Conn
-	cfg *tls.Config
-	tc  *tls.Conn // set with the first input
+	cfg *tls.Config // the user's
+	tc  *tls.Conn   // set with the first input; nil after a takeover
+	r   *rec13      // the TLS 1.3 record layer: secrets during the handshake, all after a takeover
+
+	// hsw holds what crypto/tls wrote during the handshake, for takeover
+	// (handshake goroutine only).
+	hsw []byte
 
 	// out holds encrypted records not yet written, and outPlain the
 	// plaintext they carry, at most (it drops by each byte written); both
@@ -89,9 +114,10 @@ type tlsLayer struct {
 	off, n int     //
 
 	// Record framing of the input, to know when a complete record may be
-	// unread (see decrypt).
-	hdr        [5]byte
-	hdrN, body int
+	// unread (see decrypt), and of what Read handed crypto/tls during the
+	// handshake (rdf), so that it never gets bytes past its record's end.
+	scan       framing
+	rdf        framing
 	complete   int64         // records the input completed
 	consumed   int64         // records crypto/tls read, at least
 	calibrated bool          // consumed is meaningful (set by the first failing Read)
@@ -108,7 +134,7 @@ func newTLSLayer(c *Conn, cfg *tls.Config, timeout time.Duration) *tlsLayer {
 // expire closes a connection whose handshake did not end in time.
 func (l *tlsLayer) expire() {
 	l.mu.Lock()
-	open := l.state == tlsOpen
+	open := l.state >= tlsOpen
 	l.mu.Unlock()
 	if !open && l.c.Close(ErrTLSHandshakeTimeout) == nil && l.c.p.log != nil {
 		l.c.p.log.Debug("poller: TLS handshake timed out", "remote", l.c.RemoteAddr().String())
@@ -149,7 +175,16 @@ func (l *tlsLayer) release() {
 	l.mu.Lock()
 	putBuffer(l.raw)
 	l.raw, l.off, l.n = nil, 0, 0
+	r := l.r
+	took := l.state == tlsOpen13
 	l.mu.Unlock()
+	if took {
+		l.unlistIdle()
+		r.wmu.Lock()
+		r.wrDone = true
+		r.wipe()
+		r.wmu.Unlock()
+	}
 }
 
 // deliverTLS takes ciphertext from the event loop: during the handshake it
@@ -166,14 +201,16 @@ func (c *Conn) deliverTLS(in []byte) {
 		l.mu.Unlock()
 		return
 	}
-	l.scanLocked(in)
+	if l.state != tlsOpen13 {
+		l.scanLocked(in)
+	}
 	switch {
 	case l.state == tlsNew:
 		l.appendLocked(in)
 		l.state = tlsHandshake
 		l.busy = true // the handshake goroutine owns the input until it ends
 		l.sig = make(chan struct{}, 1)
-		l.tc = tls.Server(l, l.cfg)
+		l.tc = tls.Server(l, serverConfig(l.cfg))
 		c.p.gor.Add(1)
 		l.mu.Unlock()
 		go l.handshake()
@@ -190,6 +227,15 @@ func (c *Conn) deliverTLS(in []byte) {
 		return
 	}
 	l.busy = true
+	if l.state == tlsOpen13 {
+		if l.n > l.off {
+			l.appendLocked(in) // after a partial record kept earlier
+			in = nil
+		}
+		l.mu.Unlock()
+		l.decrypt13(in)
+		return
+	}
 	if l.n > l.off {
 		l.appendLocked(in) // after a partial record kept earlier
 	} else {
@@ -208,11 +254,19 @@ func (l *tlsLayer) handshake() {
 	c := l.c
 	defer c.p.gor.Done()
 	err := l.tc.Handshake()
+	took := err == nil && l.takeover()
+	if !took && l.r != nil {
+		l.r.wipe()
+		l.r = nil
+	}
+	l.hsw = nil
 	l.mu.Lock()
 	l.sig = nil
 	t := l.timer
 	l.timer = nil
-	if err == nil {
+	if took {
+		l.state = tlsOpen13 // busy stays set: decrypt13 comes next
+	} else if err == nil {
 		l.state = tlsOpen // busy stays set: decrypt comes next
 	} else {
 		l.busy = false
@@ -235,6 +289,11 @@ func (l *tlsLayer) handshake() {
 		l.mu.Unlock()
 		c.closeTransport()
 		c.tlsIdle()
+		return
+	}
+	if took {
+		l.listIdle()
+		l.decrypt13(nil)
 		return
 	}
 	l.decrypt()
@@ -360,29 +419,58 @@ func (l *tlsLayer) keepSrcLocked() {
 // framing: a 5-byte header whose last two bytes are the length).
 func (l *tlsLayer) scanLocked(in []byte) {
 	for len(in) > 0 {
-		if l.hdrN < len(l.hdr) {
-			k := copy(l.hdr[l.hdrN:], in)
-			l.hdrN += k
-			in = in[k:]
-			if l.hdrN < len(l.hdr) {
-				return
-			}
-			l.body = int(l.hdr[3])<<8 | int(l.hdr[4])
-		}
-		k := min(l.body, len(in))
-		l.body -= k
+		k, done := l.scan.advance(in)
 		in = in[k:]
-		if l.body == 0 {
+		if done {
 			l.complete++
-			l.hdrN = 0
 		}
 	}
+}
+
+// framing follows the record boundaries of a byte stream.
+type framing struct {
+	hdr  [recordHeaderLen]byte
+	hdrN int
+	body int // bytes of the current record's body still to come
+}
+
+// limit is how many bytes the current record still has, at most (its
+// header's rest, or its body's rest); never 0.
+func (f *framing) limit() int {
+	if f.hdrN < recordHeaderLen {
+		return recordHeaderLen - f.hdrN
+	}
+	return f.body
+}
+
+// advance takes the bytes of b that belong to the current record and
+// reports how many, and whether they complete it.
+func (f *framing) advance(b []byte) (int, bool) {
+	k := 0
+	if f.hdrN < recordHeaderLen {
+		k = copy(f.hdr[f.hdrN:], b)
+		f.hdrN += k
+		if f.hdrN < recordHeaderLen {
+			return k, false
+		}
+		f.body = int(f.hdr[3])<<8 | int(f.hdr[4])
+	}
+	m := min(f.body, len(b)-k)
+	f.body -= m
+	if f.body > 0 {
+		return k + m, false
+	}
+	f.hdrN = 0
+	return k + m, true
 }
 
 // seal encrypts up to sealMax bytes of bufs (the plaintext queue) into the
 // output queue and returns how many it took. c.mu is not held; the caller
 // owns the flush.
 func (l *tlsLayer) seal(bufs [][]byte) (int, error) {
+	if l.r != nil {
+		return l.seal13(bufs)
+	}
 	if len(bufs) == 1 || len(bufs[0]) >= sealChunk {
 		b := bufs[0]
 		if len(b) > sealMax {
@@ -421,15 +509,26 @@ func (l *tlsLayer) seal(bufs [][]byte) (int, error) {
 // handshake it waits for more; after, it answers errWouldBlock.
 func (l *tlsLayer) Read(p []byte) (int, error) {
 	l.mu.Lock()
+	if l.state == tlsHandshake && len(p) > l.rdf.limit() {
+		// Never past the end of the record crypto/tls reads: when the
+		// handshake ends, what follows the client's Finished is ours.
+		p = p[:l.rdf.limit()]
+	}
 	for {
 		if len(l.src) > 0 {
 			n := copy(p, l.src)
+			if l.state == tlsHandshake {
+				l.rdf.advance(l.src[:n])
+			}
 			l.src = l.src[n:]
 			l.mu.Unlock()
 			return n, nil
 		}
 		if l.n > l.off {
 			n := copy(p, l.raw.b[l.off:l.n])
+			if l.state == tlsHandshake {
+				l.rdf.advance(l.raw.b[l.off : l.off+n])
+			}
 			l.off += n
 			if l.off == l.n {
 				putBuffer(l.raw)
@@ -465,6 +564,9 @@ func (l *tlsLayer) Write(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	_ = l.out.Append(p, nil, true)
+	if !c.opened && l.tc != nil {
+		l.hsw = append(l.hsw, p...) // the handshake's records, for takeover
+	}
 	if !c.opened && !c.flushing {
 		c.flushing = true
 		c.directFlushLocked()
@@ -478,7 +580,7 @@ func (l *tlsLayer) Write(p []byte) (int, error) {
 // handshake goroutine closes the connection itself.
 func (l *tlsLayer) Close() error                     { return nil }
 func (l *tlsLayer) LocalAddr() net.Addr              { return l.c.nc.LocalAddr() }
-func (l *tlsLayer) RemoteAddr() net.Addr             { return l.c.nc.RemoteAddr() }
+func (l *tlsLayer) RemoteAddr() net.Addr             { return l.c.RemoteAddr() }
 func (l *tlsLayer) SetDeadline(time.Time) error      { return nil }
 func (l *tlsLayer) SetReadDeadline(time.Time) error  { return nil }
 func (l *tlsLayer) SetWriteDeadline(time.Time) error { return nil }
@@ -565,7 +667,11 @@ func (c *Conn) tlsNotifyLocked() bool {
 	l.notify = true
 	c.flushing = true
 	c.mu.Unlock()
-	_ = l.tc.CloseWrite()
+	if l.r != nil {
+		l.sendAlert13(alertCloseNotify)
+	} else {
+		_ = l.tc.CloseWrite()
+	}
 	c.mu.Lock()
 	c.directFlushLocked()
 	return true

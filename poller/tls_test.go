@@ -191,8 +191,9 @@ func TestTLSLargeMessages(t *testing.T) {
 // TestAllocsTLSEcho: a message decrypted on the event loop, echoed,
 // encrypted and written allocates no more than the same echo through a
 // crypto/tls server reading a blocking socket (crypto/tls allocates per
-// record read; netpoll allocates its hand-off, as for TCP). The client is
-// the same crypto/tls client in both, so the difference is the server's.
+// record read; netpoll allocates its hand-off, as for TCP; the TLS 1.3
+// record layer nothing). The client is the same crypto/tls client in both,
+// so the difference is the server's.
 func TestAllocsTLSEcho(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
@@ -249,8 +250,11 @@ func TestAllocsTLSEcho(t *testing.T) {
 	ln.Close()
 	<-done
 	t.Logf("allocations per echoed message: %.2f on the event loop, %.2f with a blocking crypto/tls server", ours, ref)
-	if ours > ref+1 {
-		t.Errorf("%.2f allocations per message on the event loop, over %.2f + 1 (netpoll's hand-off) of a blocking crypto/tls server", ours, ref)
+	// The record layer that takes TLS 1.3 over allocates nothing per record
+	// (see TestAllocsTLS13Records), where crypto/tls allocates per record
+	// read: that makes up for netpoll's hand-off.
+	if ours > ref {
+		t.Errorf("%.2f allocations per message on the event loop, over the %.2f of a blocking crypto/tls server", ours, ref)
 	}
 }
 

@@ -106,17 +106,18 @@ func (c *Connection) queuePrepared(m *PreparedMessage) error {
 		return c.closedError()
 	case !c.deflate || !c.p.shouldCompress(len(m.payload)):
 		err = c.pc.WriteShared(m.plain, false)
-	case c.fullWindow && m.compressedFrame() != nil:
+	case c.zstate().fullWindow && m.compressedFrame() != nil:
 		// The broadcast was compressed once, without context: valid for
 		// any receiver that takes 15-bit windows. A receiver whose own
 		// compressor keeps context must also remember the message, as the
 		// peer's inflater will.
-		if !c.zcontext {
+		z := c.zstate()
+		if !z.zcontext {
 			err = c.pc.WriteShared(m.compressed, false)
 			break
 		}
 		if err = c.pc.WriteShared(m.compressed, false); err == nil {
-			c.deflater.Observe(m.payload)
+			z.deflater.Observe(m.payload)
 		}
 	default:
 		// A compressor that keeps context must see every message it sends,
@@ -172,9 +173,7 @@ func (p *Provider) BroadcastFilter(binary bool, data []byte, keep func(*Connecti
 func (p *Provider) BroadcastPrepared(m *PreparedMessage, keep func(*Connection) bool) BroadcastResult {
 	snap := getSnapshot()
 	defer putSnapshot(snap)
-	p.connMu.RLock()
-	*snap = append(*snap, p.conns...)
-	p.connMu.RUnlock()
+	*snap = p.snapshotConns(*snap)
 	return p.fanOut(m, *snap, keep)
 }
 
@@ -231,13 +230,14 @@ func (c *Connection) Subscribe(name string) error {
 	}
 	t.subs[c] = struct{}{}
 	p.queuesTopic(c, name, true)
-	if c.topics == nil {
-		c.topics = make(topicSet)
+	r := c.rareState()
+	if r.topics == nil {
+		r.topics = make(topicSet)
 	}
-	if _, dup := c.topics[name]; !dup && len(p.observers) > 0 {
+	if _, dup := r.topics[name]; !dup && len(p.observers) > 0 {
 		p.observeTopic(c, name, true)
 	}
-	c.topics[name] = struct{}{}
+	r.topics[name] = struct{}{}
 	return nil
 }
 
@@ -247,11 +247,12 @@ func (c *Connection) Unsubscribe(name string) bool {
 	p := c.p
 	p.topicMu.Lock()
 	defer p.topicMu.Unlock()
-	if _, ok := c.topics[name]; !ok {
+	topics := c.subs()
+	if _, ok := topics[name]; !ok {
 		return false
 	}
 	p.queuesTopic(c, name, false)
-	delete(c.topics, name)
+	delete(topics, name)
 	p.dropSub(name, c)
 	p.observeTopic(c, name, false)
 	return true
@@ -270,8 +271,9 @@ func (p *Provider) dropSub(name string, c *Connection) {
 // Topics returns the topics the connection is subscribed to, sorted.
 func (c *Connection) Topics() []string {
 	c.p.topicMu.RLock()
-	out := make([]string, 0, len(c.topics))
-	for name := range c.topics {
+	topics := c.subs()
+	out := make([]string, 0, len(topics))
+	for name := range topics {
 		out = append(out, name)
 	}
 	c.p.topicMu.RUnlock()
@@ -283,20 +285,22 @@ func (c *Connection) Topics() []string {
 func (c *Connection) Subscribed(name string) bool {
 	c.p.topicMu.RLock()
 	defer c.p.topicMu.RUnlock()
-	_, ok := c.topics[name]
+	_, ok := c.subs()[name]
 	return ok
 }
 
 // unsubscribeAll removes c from its topics; with observers it returns them.
 func (p *Provider) unsubscribeAll(c *Connection) (topics []string) {
 	p.topicMu.Lock()
-	for name := range c.topics {
-		p.dropSub(name, c)
-		if len(p.observers) > 0 {
-			topics = append(topics, name)
+	if r := c.rare.Load(); r != nil {
+		for name := range r.topics {
+			p.dropSub(name, c)
+			if len(p.observers) > 0 {
+				topics = append(topics, name)
+			}
 		}
+		r.topics = nil
 	}
-	c.topics = nil
 	p.topicMu.Unlock()
 	return topics
 }

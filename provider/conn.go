@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/networkcluster/networkcluster/compress"
 	"github.com/networkcluster/networkcluster/frame"
@@ -45,90 +46,184 @@ func (s State) String() string {
 // data-carrying callbacks for one connection (OnOpen, then OnMessage in
 // order, then OnClose) are never run concurrently with each other.
 type Connection struct {
-	p      *Provider
-	pc     *poller.Conn
-	id     string
-	ip     string
-	remote net.Addr
-	params url.Values
-	value  atomic.Value
+	// An idle connection costs what this struct holds: what most
+	// connections never need is made on first use (rare, z, pending,
+	// topics, ...). Fields are ordered to leave no padding.
+	p    *Provider
+	pc   *poller.Conn
+	uid  [16]byte                 // the id (a UUID v4), set when the upgrade completes; zero before
+	rare atomic.Pointer[connRare] // made on first use
 
-	state    atomic.Uint32
-	authed   atomic.Pointer[handshake] // an upgrade the auth handler accepted, for OnData to open
-	authOver atomic.Bool               // the auth step ended: by the handler's verdict or by the handshake deadline
+	state atomic.Uint32
+	hb    atomic.Uint32 // heartbeat flags: hbAwaiting, hbKilled
 
 	// Read side: touched only by the goroutine running OnData for this
 	// connection (the poller never runs two at once for one connection).
-	peerClosed bool // the peer's close frame was received: input is discarded
-	failed     bool // the connection was failed (RFC 6455 §7.1.7): input is discarded
-	asm        frame.Assembler
-	msg        *msgBuf // the message being assembled (pooled), charged to the budget
 	partLeft   int32   // payload bytes still to come of a frame taken in pieces; 0: none (frames are under 2 GiB: maxFrameSize)
 	partOff    int32   // payload bytes of it taken so far (the mask offset)
 	partMask   [4]byte // its masking key
 	partMasked bool
-	inflater   *compress.Decompressor
-	parse      frame.ParseOptions
+	peerClosed bool // the peer's close frame was received: input is discarded
+	failed     bool // the connection was failed (RFC 6455 §7.1.7): input is discarded
+	deflate    bool // permessage-deflate negotiated (set before the connection opens)
+	asm        frame.Assembler
+	msg        *msgBuf // the message being assembled (pooled), charged to the budget
 
 	// Write side.
-	sendMu     sync.Mutex // orders the open check and queueing of a message against the close frame (and compress+queue)
-	deflater   *compress.Compressor
-	deflate    bool // permessage-deflate negotiated
-	fullWindow bool // the peer accepts back-references of 32 KiB (15 bits)
-	zcontext   bool // deflater keeps context: what it compresses must be sent
+	sendMu sync.Mutex // orders the open check and queueing of a message against the close frame (and compress+queue)
 
-	// Requests (subprotocol network-cluster.v2).
-	v2      bool                         // negotiated: binary frames carry an envelope
-	pending atomic.Pointer[pendingTable] // unanswered requests sent on c; made on first use
-	sess    *session                     // the Consumer's de-duplication session, or nil
-
-	// Heartbeat: the timer goroutine and the read side.
-	awaiting atomic.Bool  // a ping was sent and not answered
-	strikes  atomic.Int32 // intervals without an answer
+	// Heartbeat: the timer goroutine and the read side (and hb above).
 	lastPing atomic.Int64 // unix nanoseconds of the last answer (pong)
-	hbKilled atomic.Bool  // the heartbeat closed it (counted once)
+	strikes  atomic.Int32 // intervals without an answer
 
 	// Handler queue (dispatch.go), under hMu.
-	hMu          sync.Mutex
-	hHead, hTail *msgBuf     // queued messages
-	hBytes       int         // bytes queued and not yet handled
 	hPaused      atomic.Bool // input is not taken: hBytes went over MaxHandlerQueue
+	hMu          sync.Mutex
 	hScheduled   bool        // on the run queue, or a worker runs it
 	hOpen        bool        // OnOpen is due
 	hClose       bool        // OnClose is due (after the queued messages)
 	hDone        bool        // OnClose has run
-	runNext      *Connection // the Provider's run queue, under Provider.hpMu
 	hFailed      bool        // deliver failed the connection (handler workers only)
 	hAction      uint8       // a read-side action due after the queued messages
-	actErr       error       // actFail's error; actPeerClose's code and reason (*CloseError)
+	v2           bool        // (not under hMu) subprotocol network-cluster.v2: binary frames carry an envelope; set before the connection opens
+	hBatch       bool        // the read side is parsing a batch of input: it kicks the handlers once, at the end
+	hHead, hTail *msgBuf     // queued messages
+	hBytes       int         // bytes queued and not yet handled
+	runNext      *Connection // the Provider's run queue, under Provider.hpMu
 
-	// Closing: the first close code and reason win.
-	closeMu     sync.Mutex
-	closeCode   CloseCode
-	closeReason string
-	deadline    atomic.Int64 // unix ns: handshake or closing deadline; 0 none
-	regIndex    int          // index in Provider.conns, under Provider.mu
-	topics      topicSet     // under Provider.topicMu
-
-	hBatch bool // under hMu: the read side is parsing a batch of input; it kicks the handlers once at the end
+	deadline atomic.Int64 // unix ns: handshake or closing deadline; 0 none
 }
 
-// ID returns the connection's unique id, a UUID v4 string.
-func (c *Connection) ID() string { return c.id }
+// connRare is the state few connections need, or need only at the end.
+type connRare struct {
+	idStr    atomic.Pointer[[36]byte]     // the id's string form, made by the first ID
+	value    atomic.Value                 // SetValue's
+	closeRec atomic.Pointer[closeRecord]  // the first close code and reason
+	sess     *session                     // the Consumer's de-duplication session, or nil; set before the connection opens
+	topics   topicSet                     // under Provider.topicMu
+	actErr   error                        // actFail's error; actPeerClose's code and reason (*CloseError); under Connection.hMu
+	remote   atomic.Pointer[net.Addr]     // RemoteAddr's, made by the first call
+	z        *deflateState                // permessage-deflate's state (Connection.deflate), set before the connection opens
+	pending  atomic.Pointer[pendingTable] // unanswered requests sent on c (subprotocol network-cluster.v2); made on first use
+	query    string                       // the upgrade request's query when it had parameters; set before the connection opens
+	params   atomic.Pointer[url.Values]   // query parsed, by the first Parameters (a map costs ten times the string)
+
+	// With an auth handler, made before the connection enters StateAuth.
+	authOver atomic.Bool               // the auth step ended: by the handler's verdict or by the handshake deadline
+	authed   atomic.Pointer[handshake] // an upgrade the auth handler accepted, for OnData to open
+}
+
+// Connection.hb's flags.
+const (
+	hbAwaiting = 1 << iota // a ping was sent and not answered
+	hbKilled               // the heartbeat closed it (counted once)
+)
+
+// zstate returns the permessage-deflate state of a connection that
+// negotiated it (c.deflate).
+func (c *Connection) zstate() *deflateState { return c.rare.Load().z }
+
+// session returns the Consumer's de-duplication session, or nil.
+func (c *Connection) session() *session {
+	if r := c.rare.Load(); r != nil {
+		return r.sess
+	}
+	return nil
+}
+
+// subs returns the topics c is subscribed to (nil for none); the caller
+// holds Provider.topicMu.
+func (c *Connection) subs() topicSet {
+	if r := c.rare.Load(); r != nil {
+		return r.topics
+	}
+	return nil
+}
+
+// rareState returns c's rare state, making it on first use.
+func (c *Connection) rareState() *connRare {
+	if r := c.rare.Load(); r != nil {
+		return r
+	}
+	r := new(connRare)
+	if !c.rare.CompareAndSwap(nil, r) {
+		r = c.rare.Load()
+	}
+	return r
+}
+
+// deflateState is a connection's permessage-deflate state.
+type deflateState struct {
+	inflater   *compress.Decompressor // read side
+	deflater   *compress.Compressor   // under sendMu
+	fullWindow bool                   // the peer accepts back-references of 32 KiB (15 bits)
+	zcontext   bool                   // deflater keeps context: what it compresses must be sent
+}
+
+// closeRecord is a connection's close code and reason, recorded once.
+type closeRecord struct {
+	code   CloseCode
+	reason string
+}
+
+// ID returns the connection's unique id, a UUID v4 string ("" until the
+// upgrade completes).
+func (c *Connection) ID() string {
+	if r := c.rare.Load(); r != nil {
+		if s := r.idStr.Load(); s != nil {
+			return unsafe.String(&s[0], len(s))
+		}
+	}
+	if c.uid == ([16]byte{}) {
+		return ""
+	}
+	r := c.rareState()
+	s := new([36]byte)
+	formatUUID(s, &c.uid)
+	if !r.idStr.CompareAndSwap(nil, s) {
+		s = r.idStr.Load()
+	}
+	return unsafe.String(&s[0], len(s))
+}
 
 // IP returns the remote IP address, without the port.
-func (c *Connection) IP() string { return c.ip }
+func (c *Connection) IP() string { return ipOf(c.RemoteAddr()) }
 
-// RemoteAddr returns the remote network address.
-func (c *Connection) RemoteAddr() net.Addr { return c.remote }
+// RemoteAddr returns the remote network address (for TCP a *net.TCPAddr,
+// which must not be modified).
+func (c *Connection) RemoteAddr() net.Addr {
+	if r := c.rare.Load(); r != nil {
+		if a := r.remote.Load(); a != nil {
+			return *a
+		}
+	}
+	a := c.pc.RemoteAddr()
+	if !c.rareState().remote.CompareAndSwap(nil, &a) {
+		a = *c.rare.Load().remote.Load()
+	}
+	return a
+}
 
 // Parameters returns the decoded URL query parameters of the upgrade
-// request (required auth parameters and any other metadata). The map must
-// not be modified.
-func (c *Connection) Parameters() url.Values { return c.params }
+// request (required auth parameters and any other metadata): nil when it
+// had none. The map must not be modified.
+func (c *Connection) Parameters() url.Values {
+	r := c.rare.Load()
+	if r == nil || r.query == "" {
+		return nil
+	}
+	if v := r.params.Load(); v != nil {
+		return *v
+	}
+	v, _ := url.ParseQuery(r.query) // it was parsed without error at the upgrade
+	if !r.params.CompareAndSwap(nil, &v) {
+		v = *r.params.Load()
+	}
+	return v
+}
 
 // Param returns the first value of the query parameter key, or "".
-func (c *Connection) Param(key string) string { return c.params.Get(key) }
+func (c *Connection) Param(key string) string { return c.Parameters().Get(key) }
 
 // LastPing returns when the connection last answered a heartbeat ping (the
 // time it opened until the first answer).
@@ -150,10 +245,15 @@ func (c *Connection) Compressed() bool { return c.deflate }
 
 // SetValue attaches an application value to the connection; Value returns
 // it. Safe for concurrent use; v must always be of the same concrete type.
-func (c *Connection) SetValue(v any) { c.value.Store(v) }
+func (c *Connection) SetValue(v any) { c.rareState().value.Store(v) }
 
 // Value returns the value set by SetValue, or nil.
-func (c *Connection) Value() any { return c.value.Load() }
+func (c *Connection) Value() any {
+	if r := c.rare.Load(); r != nil {
+		return r.value.Load()
+	}
+	return nil
+}
 
 func (c *Connection) setState(s State) {
 	c.state.Store(uint32(s))
@@ -196,6 +296,61 @@ func (c *Connection) queueClose(code CloseCode, reason string, payload []byte) (
 	c.sendMu.Unlock()
 	c.stateChanged(StateClosing)
 	return true, queued
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// formatUUID writes u in the canonical form: 8-4-4-4-12 lower-case hex
+// digits.
+func formatUUID(dst *[36]byte, u *[16]byte) {
+	const hexDigits = "0123456789abcdef"
+	j := 0
+	for i, b := range u {
+		switch i {
+		case 4, 6, 8, 10:
+			dst[j] = '-'
+			j++
+		}
+		dst[j], dst[j+1] = hexDigits[b>>4], hexDigits[b&0x0f]
+		j += 2
+	}
+}
+
+// parseUUID parses the canonical form that formatUUID writes, and nothing
+// else (no upper case, braces or prefix): ok is false for any other string.
+func parseUUID(s string) (u [16]byte, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	j := 0
+	for i := range u {
+		switch i {
+		case 4, 6, 8, 10:
+			j++
+		}
+		hi, lo := hexValue(s[j]), hexValue(s[j+1])
+		if hi < 0 || lo < 0 {
+			return u, false
+		}
+		u[i] = byte(hi<<4 | lo)
+		j += 2
+	}
+	return u, true
+}
+
+func hexValue(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	}
+	return -1
 }
 
 func ipOf(a net.Addr) string {
@@ -308,14 +463,15 @@ func (c *Connection) sendCompressed(op frame.Opcode, env, p []byte) error {
 	}
 	buf := getScratch()
 	defer putScratch(buf)
-	if c.zcontext && c.p.o.Backpressure == RefuseOnBackpressure {
+	z := c.zstate()
+	if z.zcontext && c.p.o.Backpressure == RefuseOnBackpressure {
 		// A compressor that keeps context must send what it compressed, so
 		// refuse before compressing: the frame is never larger than this.
 		if b := c.pc.Buffered(); b > 0 && b+len(p)+len(p)/1024+64 > c.p.o.MaxBackpressure {
 			return frame.ErrBackpressure
 		}
 	}
-	out, err := c.deflater.Compress((*buf)[:0], p)
+	out, err := z.deflater.Compress((*buf)[:0], p)
 	if err != nil {
 		return err
 	}
@@ -323,7 +479,7 @@ func (c *Connection) sendCompressed(op frame.Opcode, env, p []byte) error {
 	var hb [frame.MaxHeaderSize]byte
 	hdr := frame.AppendHeader(hb[:0], frame.Header{Fin: true, Rsv: 4, Op: op, Length: int64(len(out))})
 	err = c.pc.Write(hdr, out, false)
-	if err != nil && c.zcontext && errors.Is(err, frame.ErrBackpressure) {
+	if err != nil && z.zcontext && errors.Is(err, frame.ErrBackpressure) {
 		// Compressed but not sent: the peer's inflater and our compressor
 		// no longer agree, so the connection cannot go on.
 		return errContextLost
@@ -360,12 +516,12 @@ func (c *Connection) backpressure(err error) error {
 	if c.p.o.Backpressure == RefuseOnBackpressure && err != errContextLost {
 		c.p.stats.backpressureRefusals.Add(1)
 		return fmt.Errorf("%w: %d bytes queued for connection %s (limit %d)",
-			ErrBackpressure, c.pc.Buffered(), c.id, c.p.o.MaxBackpressure)
+			ErrBackpressure, c.pc.Buffered(), c.ID(), c.p.o.MaxBackpressure)
 	}
 	c.p.stats.backpressureCloses.Add(1)
 	c.closeWith(ClosePolicyViolationBackpressure, reasonBackpressure)
 	return fmt.Errorf("%w: connection %s closed (%d bytes queued, limit %d)",
-		ErrBackpressure, c.id, c.pc.Buffered(), c.p.o.MaxBackpressure)
+		ErrBackpressure, c.ID(), c.pc.Buffered(), c.p.o.MaxBackpressure)
 }
 
 // ClosePolicyViolationBackpressure is the close code sent when the default
@@ -378,13 +534,13 @@ const reasonBackpressure = "max backpressure exceeded"
 func (c *Connection) closedError() error {
 	switch State(c.state.Load()) {
 	case StateHandshake, StateAuth:
-		return fmt.Errorf("%w: connection %s is not open yet", ErrClosed, c.id)
+		return fmt.Errorf("%w: connection %s is not open yet", ErrClosed, c.ID())
 	}
 	code, reason := c.closeStatus()
 	if code == 0 {
-		return fmt.Errorf("%w: connection %s", ErrClosed, c.id)
+		return fmt.Errorf("%w: connection %s", ErrClosed, c.ID())
 	}
-	return fmt.Errorf("%w: connection %s: %w", ErrClosed, c.id, &CloseError{Code: code, Reason: reason})
+	return fmt.Errorf("%w: connection %s: %w", ErrClosed, c.ID(), &CloseError{Code: code, Reason: reason})
 }
 
 // Close starts the closing handshake with code and reason (RFC 6455 §7):
@@ -426,18 +582,22 @@ func (c *Connection) closeWith(code CloseCode, reason string) {
 
 // recordClose keeps the first close code and reason of the connection.
 func (c *Connection) recordClose(code CloseCode, reason string) {
-	c.closeMu.Lock()
-	if c.closeCode == 0 {
-		c.closeCode, c.closeReason = code, reason
+	if code == 0 {
+		return
 	}
-	c.closeMu.Unlock()
+	if r := c.rareState(); r.closeRec.Load() == nil {
+		r.closeRec.CompareAndSwap(nil, &closeRecord{code: code, reason: reason})
+	}
 }
 
 // closeStatus returns the recorded close code and reason (0 if none).
 func (c *Connection) closeStatus() (CloseCode, string) {
-	c.closeMu.Lock()
-	defer c.closeMu.Unlock()
-	return c.closeCode, c.closeReason
+	if r := c.rare.Load(); r != nil {
+		if cr := r.closeRec.Load(); cr != nil {
+			return cr.code, cr.reason
+		}
+	}
+	return 0, ""
 }
 
 // fail fails the connection after a protocol violation (RFC 6455 §7.1.7):
@@ -476,7 +636,7 @@ func (c *Connection) failNow(err error) {
 	if code != frame.CloseTryAgainLater {
 		c.p.stats.protocolErrors.Add(1)
 	}
-	c.p.report(fmt.Errorf("provider: connection %s: %w", c.id, err))
+	c.p.report(fmt.Errorf("provider: connection %s: %w", c.ID(), err))
 	c.pc.CloseAfterFlush(c.p.o.CloseTimeout)
 }
 
@@ -511,7 +671,7 @@ func (c *Connection) onFrames(in []byte) int {
 			}
 			continue
 		}
-		h, n, need, err := frame.ParseHeader(in[pos:], c.parse)
+		h, n, need, err := frame.ParseHeader(in[pos:], c.p.parse[b2i(c.deflate)])
 		if err != nil {
 			c.fail(err)
 			return len(in)
@@ -724,7 +884,7 @@ func (c *Connection) inflate(data []byte) (*msgBuf, error) {
 	} else {
 		out = newMsgBuf(got)
 	}
-	res, err := c.inflater.Decompress(out.b[:0], data, limit)
+	res, err := c.zstate().inflater.Decompress(out.b[:0], data, limit)
 	if err != nil {
 		p.uncharge(got)
 		freeMsgBuf(out)
@@ -825,7 +985,7 @@ func (c *Connection) peerCloseNow(code CloseCode, reason string) {
 
 // answered records a heartbeat answer.
 func (c *Connection) answered() {
-	c.awaiting.Store(false)
+	c.hb.And(^uint32(hbAwaiting))
 	c.strikes.Store(0)
 	c.lastPing.Store(time.Now().UnixNano())
 }

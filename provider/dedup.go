@@ -135,7 +135,7 @@ func (p *Provider) attachSession(c *Connection, id string) {
 	}
 	s.conns++
 	p.sessMu.Unlock()
-	c.sess = s
+	c.rareState().sess = s
 }
 
 // detachSession notes that c, of session s, has closed.

@@ -64,7 +64,7 @@ func TestDedupSessionsSwept(t *testing.T) {
 	}
 	c := &Connection{}
 	p.attachSession(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-	if c.sess == nil || p.Sessions() != 1 {
+	if c.session() == nil || p.Sessions() != 1 {
 		t.Fatal("session not attached")
 	}
 	p.attachSession(&Connection{}, "not valid")
@@ -75,7 +75,7 @@ func TestDedupSessionsSwept(t *testing.T) {
 	if p.Sessions() != 1 {
 		t.Fatal("a session with a connection was swept")
 	}
-	p.detachSession(c.sess)
+	p.detachSession(c.session())
 	p.sweepSessions(time.Now().Add(time.Second))
 	if p.Sessions() != 0 {
 		t.Fatal("an idle session was kept past Age")

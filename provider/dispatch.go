@@ -214,9 +214,9 @@ func (c *Connection) runHandlers() {
 	}
 	switch act {
 	case actFail:
-		c.failNow(c.actErr)
+		c.failNow(c.rare.Load().actErr)
 	case actPeerClose:
-		ce := c.actErr.(*CloseError)
+		ce := c.rare.Load().actErr.(*CloseError)
 		c.peerCloseNow(ce.Code, ce.Reason)
 	}
 	if closing {
@@ -301,7 +301,7 @@ func (c *Connection) deferAction(act uint8, err error) bool {
 		c.hMu.Unlock()
 		return false
 	}
-	c.actErr = err
+	c.rareState().actErr = err
 	c.hAction = act
 	c.hMu.Unlock()
 	return true
@@ -315,7 +315,7 @@ func (c *Connection) deferPeerClose(code CloseCode, reason []byte) bool {
 		c.hMu.Unlock()
 		return false
 	}
-	c.actErr = &CloseError{Code: code, Reason: string(reason)}
+	c.rareState().actErr = &CloseError{Code: code, Reason: string(reason)}
 	c.hAction = actPeerClose
 	c.hMu.Unlock()
 	return true

@@ -203,8 +203,9 @@ type handshake struct {
 	req      []byte // the request head (owned copy when upgraded off the loop)
 	off      int    // read offset into req
 	resp     []byte // the response being written
-	query    []byte
+	query    []byte // in the upgrader's buffer: valid only during the upgrade
 	params   url.Values
+	rawQuery string // query, kept when it has parameters
 	header   http.Header
 	offers   []compress.Params
 	extResp  compress.Params
@@ -241,7 +242,7 @@ func (p *Provider) getHandshake(cn *Connection) *handshake {
 
 func (p *Provider) putHandshake(h *handshake) {
 	h.p, h.cn, h.ctx, h.authErr = nil, nil, nil, nil
-	h.req, h.off, h.query, h.params, h.header = nil, 0, nil, nil, nil
+	h.req, h.off, h.query, h.params, h.header, h.rawQuery = nil, 0, nil, nil, nil, ""
 	h.resp = h.resp[:0]
 	if cap(h.resp) > 1024 {
 		h.resp = nil
@@ -345,6 +346,9 @@ func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 		return nil, errRejectBadQuery
 	}
 	h.params = params
+	if len(params) > 0 {
+		h.rawQuery = string(h.query)
+	}
 	if !p.checkParameters(params) {
 		h.rejected = RejectAuth
 		return nil, errRejectAuth
@@ -355,7 +359,7 @@ func (h *handshake) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 			Path:       p.o.Path,
 			RawQuery:   string(h.query),
 			Header:     h.headers(),
-			RemoteAddr: h.cn.remote,
+			RemoteAddr: h.cn.pc.RemoteAddr(),
 		}
 		ok, err := callAuth(h.ctx, auth, r, params)
 		if err != nil {

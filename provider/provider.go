@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,9 @@ type Provider struct {
 	// of every connection that negotiated no context takeover, and the one
 	// that compresses a broadcast once for all receivers.
 	shared *compress.Compressor
+	// parse is how the frames of a connection are parsed, without and with
+	// permessage-deflate.
+	parse [2]frame.ParseOptions
 
 	lifeMu   sync.Mutex // orders Start against Close and Shutdown
 	pl       *poller.Poller
@@ -58,9 +62,9 @@ type Provider struct {
 	stopOnce sync.Once
 
 	connMu  sync.RWMutex
-	conns   []*Connection // open and closing connections
-	byID    map[string]*Connection
-	lenWait lenWaiters // WaitLen
+	byID    map[uint64]*Connection   // open and closing connections, by idKey
+	byIDx   map[[16]byte]*Connection // those whose idKey another one has (almost never), by id
+	lenWait lenWaiters               // WaitLen
 
 	dlMu      sync.Mutex
 	deadlines map[*Connection]struct{}
@@ -90,7 +94,7 @@ func New(o Options) (*Provider, error) {
 	p := &Provider{
 		o:         o,
 		log:       o.Logger,
-		byID:      make(map[string]*Connection),
+		byID:      make(map[uint64]*Connection),
 		deadlines: make(map[*Connection]struct{}),
 		topics:    make(map[string]*topic),
 		sessions:  make(map[string]*session),
@@ -100,6 +104,13 @@ func New(o Options) (*Provider, error) {
 		hbHeader:  heartbeatHeader(&o),
 	}
 	p.hp.work = p.handlerWorker
+	for i, deflate := range []bool{false, true} {
+		p.parse[i] = frame.ParseOptions{
+			Role:       frame.RoleServer,
+			AllowRSV1:  deflate,
+			MaxPayload: int64(p.maxFrameSize(deflate)),
+		}
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -198,16 +209,23 @@ func (p *Provider) Path() string { return p.o.Path }
 func (p *Provider) Len() int {
 	p.connMu.RLock()
 	defer p.connMu.RUnlock()
-	return len(p.byID)
+	return len(p.byID) + len(p.byIDx)
 }
 
 // Connection returns the connection with the given id if it completed the
 // upgrade and has not closed yet: like Len, it includes a connection in its
 // closing handshake (see Connection.State).
 func (p *Provider) Connection(id string) (*Connection, bool) {
+	uid, ok := parseUUID(id)
+	if !ok {
+		return nil, false
+	}
 	p.connMu.RLock()
 	defer p.connMu.RUnlock()
-	c, ok := p.byID[id]
+	if c := p.byID[idKey(uid)]; c != nil && c.uid == uid {
+		return c, true
+	}
+	c, ok := p.byIDx[uid]
 	return c, ok
 }
 
@@ -225,8 +243,13 @@ func (p *Provider) Range(f func(c *Connection) bool) {
 func (p *Provider) Connections() []*Connection {
 	p.connMu.RLock()
 	defer p.connMu.RUnlock()
-	out := make([]*Connection, 0, len(p.byID))
-	for _, c := range p.conns {
+	out := make([]*Connection, 0, len(p.byID)+len(p.byIDx))
+	for _, c := range p.byID {
+		if State(c.state.Load()) == StateOpen {
+			out = append(out, c)
+		}
+	}
+	for _, c := range p.byIDx {
 		if State(c.state.Load()) == StateOpen {
 			out = append(out, c)
 		}
@@ -324,8 +347,7 @@ type handler struct{ p *Provider }
 
 func (h handler) OnOpen(pc *poller.Conn) {
 	p := h.p
-	c := &Connection{p: p, pc: pc, remote: pc.RemoteAddr()}
-	c.ip = ipOf(c.remote)
+	c := &Connection{p: p, pc: pc}
 	pc.SetContext(c)
 	if p.closing.Load() {
 		_ = pc.Write(respUnavailable, nil, true)
@@ -356,7 +378,7 @@ func (h handler) OnData(pc *poller.Conn, in []byte) int {
 		// Early frames wait for the auth handler's verdict; an accepted
 		// upgrade is opened here, on the loop, so that OnOpen comes before
 		// OnMessage and never runs alongside OnData or OnClose.
-		hs := c.authed.Swap(nil)
+		hs := c.rare.Load().authed.Swap(nil) // made before StateAuth
 		if hs == nil {
 			return 0
 		}
@@ -382,22 +404,23 @@ func (h handler) OnClose(pc *poller.Conn, err error) {
 	}
 	p.disarmDeadline(c)
 	c.releaseMsg()
-	if c.inflater != nil {
-		c.inflater.Release()
+	if c.deflate {
+		z := c.zstate()
+		z.inflater.Release()
+		c.sendMu.Lock()
+		if z.deflater != p.shared {
+			z.deflater.Release()
+		}
+		c.sendMu.Unlock()
 	}
-	c.sendMu.Lock()
-	if c.deflater != nil && c.deflater != p.shared {
-		c.deflater.Release()
-	}
-	c.sendMu.Unlock()
 	if prev < StateOpen {
 		return
 	}
-	if t := c.pending.Load(); t != nil {
+	if t := c.loadPending(); t != nil {
 		t.failAll(p, err)
 	}
-	if c.sess != nil {
-		p.detachSession(c.sess)
+	if s := c.session(); s != nil {
+		p.detachSession(s)
 	}
 	p.unregister(c)
 	p.queuesClosed(c)
@@ -469,6 +492,7 @@ func (p *Provider) onHandshake(c *Connection, in []byte) int {
 		return len(in)
 	}
 	hs.req = bytes.Clone(req)
+	c.rareState() // holds the auth step's state: made before StateAuth
 	c.setState(StateAuth)
 	// A client may half-close once its request is sent: it still gets the
 	// answer, then the close.
@@ -490,7 +514,8 @@ func (p *Provider) authWorker(c *Connection, hs *handshake) {
 	ok := hs.upgrade()
 	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
-	if !c.authOver.CompareAndSwap(false, true) {
+	r := c.rare.Load() // made before the worker started
+	if !r.authOver.CompareAndSwap(false, true) {
 		// The handshake deadline passed while the handler ran: the timer
 		// has answered 408 and counted the timeout.
 		p.putHandshake(hs)
@@ -507,7 +532,7 @@ func (p *Provider) authWorker(c *Connection, hs *handshake) {
 		p.finishHandshake(c, hs, false)
 		return
 	}
-	c.authed.Store(hs)
+	r.authed.Store(hs)
 	c.pc.Wake() // OnData opens the connection
 }
 
@@ -531,7 +556,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	defer p.putHandshake(hs)
 	if !ok {
 		if hs.authErr != nil {
-			p.report(fmt.Errorf("%w: connection from %s: %w", ErrAuthFailed, c.ip, hs.authErr))
+			p.report(fmt.Errorf("%w: connection from %s: %w", ErrAuthFailed, c.IP(), hs.authErr))
 		}
 		p.stats.rejected[hs.rejected].Add(1)
 		p.respond(c, hs.resp)
@@ -553,8 +578,11 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		return false // closed (timeout, Provider closing) while upgrading
 	}
 	p.disarmDeadline(c)
-	c.id = uuid.NewString()
-	c.params = hs.params
+	c.uid = uuid.New()
+	if hs.rawQuery != "" {
+		// Kept as the query string, parsed again on first use.
+		c.rareState().query = hs.rawQuery
+	}
 	c.v2 = hs.v2
 	if c.v2 && hs.session != "" {
 		p.attachSession(c, hs.session)
@@ -562,20 +590,17 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 	c.lastPing.Store(time.Now().UnixNano())
 	if hs.extOK {
 		cfg := compress.NewConfig(p.o.Compressor, hs.extResp, true)
-		c.deflate = true
-		c.fullWindow = cfg.CompressWindowBits == 0 || cfg.CompressWindowBits == 15
-		c.inflater = compress.NewDecompressor(cfg)
-		if !cfg.CompressContextTakeover && c.fullWindow {
-			c.deflater = p.shared // keeps nothing: one for every connection
-		} else {
-			c.deflater = compress.NewCompressor(cfg)
-			c.zcontext = cfg.CompressContextTakeover
+		z := &deflateState{
+			fullWindow: cfg.CompressWindowBits == 0 || cfg.CompressWindowBits == 15,
+			inflater:   compress.NewDecompressor(cfg),
 		}
-	}
-	c.parse = frame.ParseOptions{
-		Role:       frame.RoleServer,
-		AllowRSV1:  c.deflate,
-		MaxPayload: int64(p.maxFrameSize(c.deflate)),
+		if !cfg.CompressContextTakeover && z.fullWindow {
+			z.deflater = p.shared // keeps nothing: one for every connection
+		} else {
+			z.deflater = compress.NewCompressor(cfg)
+			z.zcontext = cfg.CompressContextTakeover
+		}
+		c.rareState().z, c.deflate = z, true
 	}
 	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate)))
 	// Data frames are taken as their payload arrives (onFrames): the poller
@@ -620,11 +645,35 @@ func (p *Provider) maxFrameSize(deflate bool) int {
 
 func (p *Provider) register(c *Connection) {
 	p.connMu.Lock()
-	c.regIndex = len(p.conns)
-	p.conns = append(p.conns, c)
-	p.byID[c.id] = c
+	if k := idKey(c.uid); p.byID[k] == nil {
+		p.byID[k] = c
+	} else {
+		if p.byIDx == nil {
+			p.byIDx = make(map[[16]byte]*Connection)
+		}
+		p.byIDx[c.uid] = c
+	}
 	p.connMu.Unlock()
 	p.lenWait.changed()
+}
+
+// idKey is the registry's key for a connection id: its first 8 bytes,
+// random (a map keyed by 8 bytes costs about 14 B per connection less than
+// one keyed by 16). Two live connections with the same key are possible in
+// principle: the second goes to byIDx.
+func idKey(uid [16]byte) uint64 { return binary.LittleEndian.Uint64(uid[:8]) }
+
+// snapshotConns appends the registered connections to dst.
+func (p *Provider) snapshotConns(dst []*Connection) []*Connection {
+	p.connMu.RLock()
+	for _, c := range p.byID {
+		dst = append(dst, c)
+	}
+	for _, c := range p.byIDx {
+		dst = append(dst, c)
+	}
+	p.connMu.RUnlock()
+	return dst
 }
 
 func (p *Provider) unregister(c *Connection) {
@@ -633,17 +682,14 @@ func (p *Provider) unregister(c *Connection) {
 	}
 	p.connMu.Lock()
 	defer p.connMu.Unlock()
-	i := c.regIndex
-	if i < 0 || i >= len(p.conns) || p.conns[i] != c {
+	switch k := idKey(c.uid); {
+	case p.byID[k] == c:
+		delete(p.byID, k)
+	case p.byIDx[c.uid] == c:
+		delete(p.byIDx, c.uid)
+	default:
 		return
 	}
-	last := len(p.conns) - 1
-	p.conns[i] = p.conns[last]
-	p.conns[i].regIndex = i
-	p.conns[last] = nil
-	p.conns = p.conns[:last]
-	c.regIndex = -1
-	delete(p.byID, c.id)
 	p.lenWait.changed() // under connMu: harmless, it only closes a channel
 }
 
@@ -718,7 +764,7 @@ func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 		case StateAuth:
 			// Unless the handler's verdict came first: the upgrade cannot
 			// complete once this claims the auth step.
-			if c.authOver.CompareAndSwap(false, true) {
+			if c.rare.Load().authOver.CompareAndSwap(false, true) { // made before StateAuth
 				p.refuse(c, respTimeout, RejectTimeout)
 			}
 		case StateClosing:
@@ -752,9 +798,7 @@ var (
 func (p *Provider) heartbeat() {
 	snap := getSnapshot()
 	defer putSnapshot(snap)
-	p.connMu.RLock()
-	*snap = append(*snap, p.conns...)
-	p.connMu.RUnlock()
+	*snap = p.snapshotConns(*snap)
 	max := int32(p.o.Heartbeat.MaxStrikes)
 	for _, c := range *snap {
 		if State(c.state.Load()) != StateOpen || c.hPaused.Load() {
@@ -763,14 +807,14 @@ func (p *Provider) heartbeat() {
 			continue
 		}
 		switch {
-		case !c.awaiting.Load():
-			c.awaiting.Store(true)
+		case c.hb.Load()&hbAwaiting == 0:
+			c.hb.Or(hbAwaiting)
 			if c.pc.WriteShared(p.pingFrame, true) == nil {
 				c.pc.Flush()
 			}
 		case c.strikes.Load() < max:
 			c.strikes.Add(1)
-		case !c.hbKilled.CompareAndSwap(false, true):
+		case c.hb.Or(hbKilled)&hbKilled != 0:
 			// Killed at an earlier tick and still closing: counted once.
 		default:
 			p.stats.heartbeatKills.Add(1)

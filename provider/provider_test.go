@@ -920,7 +920,12 @@ func TestShutdownRefusesUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	for i := 0; p.liveConns() < 2; i++ { // accepted before Shutdown stops accepting
+	armed := func() bool { // OnOpen armed its handshake deadline
+		p.dlMu.Lock()
+		defer p.dlMu.Unlock()
+		return len(p.deadlines) == 1
+	}
+	for i := 0; p.liveConns() < 2 || !armed(); i++ { // accepted and opened before Shutdown begins
 		if i == 5000 {
 			t.Fatal("raw connection not accepted")
 		}

@@ -508,7 +508,7 @@ func (q *Queue) run(j *job, w *qworker, flags byte) {
 	// ErrClosed (without ErrDisconnected) is Send's: nothing went out.
 	sent := errors.Is(err, ErrDisconnected) || !errors.Is(err, ErrClosed)
 	if sent {
-		j.attempts = append(j.attempts, JobAttempt{Worker: w.c.id, Redelivered: flags&proto.FlagRedelivered != 0, Err: err, Took: took})
+		j.attempts = append(j.attempts, JobAttempt{Worker: w.c.ID(), Redelivered: flags&proto.FlagRedelivered != 0, Err: err, Took: took})
 	}
 	var final error
 	var re *RemoteError

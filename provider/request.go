@@ -299,23 +299,33 @@ func (c *Connection) pendingError(err error) error {
 // made on first use so that a connection that never sends a request holds
 // none.
 func (c *Connection) pendingTable() *pendingTable {
-	if t := c.pending.Load(); t != nil {
+	r := c.rareState()
+	if t := r.pending.Load(); t != nil {
 		return t
 	}
 	t := &pendingTable{m: make(map[uint64]*waiter)}
-	if c.pending.CompareAndSwap(nil, t) {
+	if r.pending.CompareAndSwap(nil, t) {
 		if State(c.state.Load()) == StateClosed {
 			t.failAll(c.p, nil) // OnClose may have run before the table existed
 		}
 		return t
 	}
-	return c.pending.Load()
+	return r.pending.Load()
+}
+
+// loadPending returns the connection's table of unanswered requests, or
+// nil if none was made.
+func (c *Connection) loadPending() *pendingTable {
+	if r := c.rare.Load(); r != nil {
+		return r.pending.Load()
+	}
+	return nil
 }
 
 // onReply completes a request with the reply or error envelope e.
 func (c *Connection) onReply(e proto.Envelope) {
 	p := c.p
-	t := c.pending.Load()
+	t := c.loadPending()
 	var w *waiter
 	if t != nil {
 		w = t.take(e.ID)
@@ -341,8 +351,9 @@ func (c *Connection) onRequest(e proto.Envelope) {
 	if e.Redelivered {
 		p.stats.requestsRedelivered.Add(1)
 	}
-	if c.sess != nil {
-		hit, cached := c.sess.begin(e.ID, c, p.o.DedupWindow)
+	sess := c.session()
+	if sess != nil {
+		hit, cached := sess.begin(e.ID, c, p.o.DedupWindow)
 		if hit {
 			p.stats.dedupHits.Add(1)
 			if cached != nil {
@@ -353,9 +364,9 @@ func (c *Connection) onRequest(e proto.Envelope) {
 	}
 	msg := Message{Binary: !e.Text, Data: e.Payload}
 	if f := p.o.OnRequest; f != nil {
-		r := &Request{c: c, id: e.ID, msg: msg, redelivered: e.Redelivered, sess: c.sess}
+		r := &Request{c: c, id: e.ID, msg: msg, redelivered: e.Redelivered, sess: sess}
 		if panicked := callRequest(f, c, r); panicked != nil {
-			p.report(fmt.Errorf("provider: connection %s: OnRequest panicked: %v", c.id, panicked))
+			p.report(fmt.Errorf("provider: connection %s: OnRequest panicked: %v", c.ID(), panicked))
 			_ = r.fail(proto.CodePanic, "handler panicked")
 		}
 		return
@@ -364,10 +375,10 @@ func (c *Connection) onRequest(e proto.Envelope) {
 	// reply once it returns.
 	p.stats.messagesIn.Add(1)
 	p.stats.bytesIn.Add(uint64(len(msg.Data)))
-	r := Request{c: c, id: e.ID, sess: c.sess}
+	r := Request{c: c, id: e.ID, sess: sess}
 	if f := p.o.OnMessage; f != nil {
 		if panicked := callMessage(f, c, msg); panicked != nil {
-			p.report(fmt.Errorf("provider: connection %s: OnMessage panicked on a request: %v", c.id, panicked))
+			p.report(fmt.Errorf("provider: connection %s: OnMessage panicked on a request: %v", c.ID(), panicked))
 			_ = r.fail(proto.CodePanic, "handler panicked")
 			return
 		}

@@ -23,7 +23,7 @@ func (c *Connection) onSubscription(e proto.Envelope) {
 		ok, panicked := authorize(p.o.AuthorizeSubscribe, c, topic)
 		switch {
 		case panicked != nil:
-			p.report(fmt.Errorf("provider: connection %s: AuthorizeSubscribe panicked: %v", c.id, panicked))
+			p.report(fmt.Errorf("provider: connection %s: AuthorizeSubscribe panicked: %v", c.ID(), panicked))
 			env = proto.AppendError(b[:0], e.ID, proto.CodePanic, "subscribe handler panicked")
 		case !ok:
 			env = proto.AppendError(b[:0], e.ID, proto.CodeRefused, "subscribe refused")
