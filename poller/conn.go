@@ -61,6 +61,13 @@ type Conn struct {
 	finished      bool // OnClose has been scheduled
 	holdEOF       bool // KeepWritableAfterEOF: outlive the peer's half-close (netpoll engine)
 	peerEOF       bool // the peer half-closed and fd is our duplicate, kept for writing
+
+	// Running OnData on the poll loop (netpoll engine; SetInline).
+	inline        bool  // the handler asked for it
+	onLoop        bool  // a netpoll task of this connection runs on its poll loop now
+	closeDeferred bool  // closeTransport came while onLoop: a worker closes it after
+	released      bool  // a worker released inlineRelease bytes: netpoll's nodes have grown
+	unreleased    int32 // bytes read on the loop whose netpoll buffer nodes are not released yet
 }
 
 // connExt is what few Conns need: those of the Serve engine, and those
@@ -443,10 +450,7 @@ func (c *Conn) markClosedLocked(err error) {
 
 func (c *Conn) closeTransport() {
 	if c.nc != nil {
-		if c.closeKept() {
-			return
-		}
-		_ = c.nc.Close()
+		c.closeNetpoll()
 		return
 	}
 	_ = c.ext.sc.Close()

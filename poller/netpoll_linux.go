@@ -221,7 +221,8 @@ func (p *Poller) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	c := connOf(ctx)
 	r := nc.Reader()
-	if n := r.Len(); n > 0 {
+	n := r.Len()
+	if n > 0 {
 		if in, err := r.Next(n); err == nil && c != nil {
 			if c.tls != nil {
 				c.deliverTLS(in)
@@ -229,6 +230,15 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 				c.deliver(in)
 			}
 		}
+	}
+	if c != nil && c.onLoop && !c.released { // only this goroutine writes onLoop
+		// See inlineRelease: the nodes are released by a later read.
+		c.unreleased += int32(min(n, inlineRelease))
+		return nil
+	}
+	if c != nil && c.unreleased > 0 {
+		c.released = c.unreleased >= inlineRelease
+		c.unreleased = 0
 	}
 	return r.Release()
 }
@@ -819,6 +829,7 @@ func configureNetpoll(r resolved) error {
 		return fmt.Errorf("poller: configuring netpoll: %w", err)
 	}
 	workers.setMax(r.workers)
+	inlineBelow.Store(int64(r.LinkBufferCap))
 	// Loops 0 records netpoll's default: a later explicit value conflicts.
 	npConfig.loops, npConfig.bufCap, npConfig.workers = r.Loops, r.LinkBufferCap, r.workers
 	if r.Logger != nil {
@@ -828,8 +839,96 @@ func configureNetpoll(r resolved) error {
 	return nil
 }
 
-// runTask is netpoll's Runner: OnConnect/OnRequest tasks go to the pool.
-func runTask(_ context.Context, f func()) { workers.run(f) }
+// runTask is netpoll's Runner. A task of a connection whose handler asked
+// for it ([Conn.SetInline]) runs in place, on the poll loop that read the
+// input: one hand-off less per read. Every other task (OnConnect, TLS, a
+// connection being closed, a large read: see inlineBelow) goes to the
+// worker pool.
+//
+// netpoll calls the Runner from its poll loop while it holds the
+// connection's descriptor operator (FDOperator.do): a close callback run
+// inside the task would free that operator and spin until the loop lets go
+// of it, which it never does, hanging the loop. So while a task runs in
+// place, closeNetpoll only records the close, and a worker carries it out
+// once the task has returned (leaveLoop); netpoll's own close callbacks
+// cannot start meanwhile (they need the processing lock the task holds,
+// or, on a hang-up, this very poll loop).
+func runTask(ctx context.Context, f func()) {
+	c := connOf(ctx)
+	if c == nil || c.nc.Reader().Len() >= int(inlineBelow.Load()) || c.unreleased >= inlineRelease || !c.enterLoop() {
+		workers.run(f)
+		return
+	}
+	f()
+	c.leaveLoop()
+}
+
+// inlineBelow: a read of at least this many bytes (netpoll's node size,
+// LinkBufferCap) goes to a worker even on an inline connection. netpoll
+// reads into its current buffer node, which is that small until more than
+// that has waited in the buffer at once: handled on the loop as it is read,
+// a burst would be read, handled and answered in node-sized pieces, one
+// system call each way per piece. Handled by a worker, the burst collects
+// in netpoll's buffer meanwhile, which makes netpoll read in larger pieces
+// from then on.
+var inlineBelow atomic.Int64
+
+// inlineRelease: once this many bytes were read on the loop without
+// releasing netpoll's buffer nodes, the next read goes to a worker, which
+// releases them. netpoll sizes its next buffer nodes by what a release
+// finds (and only when the poll loop is not serving the connection, so
+// never on the loop): releasing on the loop after every read would keep
+// the nodes at LinkBufferCap bytes for good, and a stream of small
+// messages would have one in every few split over two reads. Once such a
+// release has been made, the nodes are larger and reads on the loop
+// release at once.
+const inlineRelease = 1024
+
+// enterLoop reports whether a netpoll task of c may run on the poll loop,
+// and if so marks it running there.
+func (c *Conn) enterLoop() bool {
+	c.mu.Lock()
+	ok := c.inline && !c.closed && c.tls == nil && !c.onLoop
+	if ok {
+		c.onLoop = true
+	}
+	c.mu.Unlock()
+	return ok
+}
+
+// leaveLoop ends a task run on the poll loop, and hands a close that came
+// meanwhile to a worker.
+func (c *Conn) leaveLoop() {
+	c.mu.Lock()
+	c.onLoop = false
+	closeNow := c.closeDeferred
+	c.closeDeferred = false
+	c.mu.Unlock()
+	if closeNow {
+		workers.run(c.closeNetpollNow)
+	}
+}
+
+// closeNetpoll closes the transport of a connection of the netpoll engine,
+// which the caller marked closed; while a task of it runs on the poll loop,
+// after that task (see runTask).
+func (c *Conn) closeNetpoll() {
+	c.mu.Lock()
+	if c.onLoop {
+		c.closeDeferred = true
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.closeNetpollNow()
+}
+
+func (c *Conn) closeNetpollNow() {
+	if c.closeKept() {
+		return
+	}
+	_ = c.nc.Close()
+}
 
 // netpollLog receives netpoll's log lines (netpoll's logger is
 // process-wide) and passes them to the first Logger given to Listen.

@@ -46,3 +46,6 @@ func (c *Conn) writeAlertLocked() {}
 
 // closeKept: without netpoll no connection is kept after EOF.
 func (c *Conn) closeKept() bool { return false }
+
+// closeNetpoll is never reached: without netpoll no Conn has nc set.
+func (c *Conn) closeNetpoll() { _ = c.nc.Close() }

@@ -54,11 +54,11 @@ type Options struct {
 	// and netpoll.Config.BufferSize).
 	LinkBufferCap int
 
-	// Workers bounds the goroutines running OnOpen, OnData and OnClose for
-	// the netpoll engine; further work waits in a FIFO queue, so a handler
-	// that blocks delays the others. Workers are started on demand and
-	// exit when the queue is empty. 0 means DefaultWorkers (256).
-	// Process-wide (it is netpoll's Runner).
+	// Workers bounds the goroutines running OnOpen, OnData (but see
+	// [Conn.SetInline]) and OnClose for the netpoll engine; further work
+	// waits in a FIFO queue, so a handler that blocks delays the others.
+	// Workers are started on demand and exit when the queue is empty.
+	// 0 means DefaultWorkers (256). Process-wide (it is netpoll's Runner).
 	Workers int
 
 	// MaxPending is the default cap, in bytes, on a connection's

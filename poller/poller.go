@@ -25,8 +25,9 @@ type Handler interface {
 	// them again, followed by new input, on the next call. in is empty
 	// only for a call caused by [Conn.Wake] with nothing pending.
 	//
-	// OnData runs on the worker pool (netpoll engine) or the connection's
-	// reader goroutine; it should not block for long. Writes made during
+	// OnData runs on the worker pool (netpoll engine; on the poll loop
+	// after [Conn.SetInline]) or the connection's reader goroutine; it
+	// should not block for long. Writes made during
 	// OnData, from any goroutine, are flushed once when it returns
 	// (batched): [Conn.Flush] called meanwhile defers to that flush.
 	OnData(c *Conn, in []byte) (consumed int)

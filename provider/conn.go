@@ -86,6 +86,7 @@ type Connection struct {
 	hFailed      bool        // deliver failed the connection (handler workers only)
 	hAction      uint8       // a read-side action due after the queued messages
 	v2           bool        // (not under hMu) subprotocol network-cluster.v2: binary frames carry an envelope; set before the connection opens
+	hBatch       bool        // the read side is parsing a batch of input: it kicks the handlers once, at the end
 	hHead, hTail *msgBuf     // queued messages
 	hBytes       int         // bytes queued and not yet handled
 	runNext      *Connection // the Provider's run queue, under Provider.hpMu

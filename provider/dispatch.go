@@ -10,9 +10,11 @@ import (
 
 // The handler side of a connection.
 //
-// The read side (OnData, on the poller's workers) parses frames, answers
-// control frames and records heartbeat answers itself, at once, whatever the
-// user's handlers are doing. Each complete data message is put on the
+// The read side (OnData: on the poll loop that read the input for an open
+// connection without compression, see poller.Conn.SetInline; else on the
+// poller's workers) parses frames, answers control frames and records
+// heartbeat answers itself, at once, whatever the user's handlers are
+// doing. It never blocks. Each complete data message is put on the
 // connection's handler queue, and the connection on the Provider's run
 // queue; a pool of at most Options.HandlerWorkers goroutines runs OnOpen,
 // OnMessage (through deliver) and OnClose from there, in order per
@@ -28,20 +30,45 @@ import (
 const recHeader = 5
 
 // handlerPool runs connections' handler queues on at most max goroutines,
-// started on demand; each exits when the run queue is empty.
+// started on demand. A worker that finds nothing to do parks, and the next
+// connection scheduled is handed to the worker that parked last, so that a
+// steady flow of messages is served by the same few goroutines without one
+// being started per message; a worker parked for a whole tick of the
+// Provider's timer (100 ms at most) exits, so an idle Provider holds none.
+// A connection is queued only while no worker is parked, and a worker is
+// started for it while fewer than max run: so a handler that blocks never
+// holds up another connection until max handlers block.
 type handlerPool struct {
 	work    func() // Provider.handlerWorker
 	max     int
 	running int
 	head    *Connection // run queue, linked through Connection.runNext
 	tail    *Connection
+	idle    []*hworker // parked workers, the most recently parked last
+	free    []*hworker // hworkers of exited workers, for reuse
+	tick    uint64     // timer ticks seen (reapHandlers)
+	stopped bool       // the Provider stopped: workers exit when idle
 }
 
-// schedule puts c (whose c.hScheduled the caller set) on the run queue and
-// starts a worker if the bound allows.
+// hworker is a parked worker's mailbox.
+type hworker struct {
+	wake     chan *Connection // capacity 1: a connection to run, or nil to exit
+	parkedAt uint64           // handlerPool.tick when it parked
+}
+
+// schedule hands c (whose c.hScheduled the caller set) to a parked worker,
+// or puts it on the run queue and starts a worker if the bound allows.
 func (p *Provider) schedule(c *Connection) {
 	p.hpMu.Lock()
 	hp := &p.hp
+	if n := len(hp.idle); n > 0 {
+		w := hp.idle[n-1]
+		hp.idle[n-1] = nil
+		hp.idle = hp.idle[:n-1]
+		p.hpMu.Unlock()
+		w.wake <- c // never blocks: the mailbox is empty while parked
+		return
+	}
 	if hp.tail == nil {
 		hp.head = c
 	} else {
@@ -60,23 +87,82 @@ func (p *Provider) schedule(c *Connection) {
 
 func (p *Provider) handlerWorker() {
 	defer p.wg.Done()
+	hp := &p.hp
+	var w *hworker
 	for {
 		p.hpMu.Lock()
-		hp := &p.hp
 		c := hp.head
 		if c == nil {
-			hp.running--
+			if hp.stopped {
+				hp.running--
+				if w != nil {
+					hp.free = append(hp.free, w)
+				}
+				p.hpMu.Unlock()
+				return
+			}
+			if w == nil {
+				if n := len(hp.free); n > 0 {
+					w = hp.free[n-1]
+					hp.free[n-1] = nil
+					hp.free = hp.free[:n-1]
+				} else {
+					w = &hworker{wake: make(chan *Connection, 1)}
+				}
+			}
+			w.parkedAt = hp.tick
+			hp.idle = append(hp.idle, w)
 			p.hpMu.Unlock()
-			return
+			if c = <-w.wake; c == nil {
+				// Reaped or stopped (and taken off the idle list).
+				p.hpMu.Lock()
+				hp.running--
+				hp.free = append(hp.free, w)
+				p.hpMu.Unlock()
+				return
+			}
+		} else {
+			hp.head = c.runNext
+			if hp.head == nil {
+				hp.tail = nil
+			}
+			c.runNext = nil
+			p.hpMu.Unlock()
 		}
-		hp.head = c.runNext
-		if hp.head == nil {
-			hp.tail = nil
-		}
-		c.runNext = nil
-		p.hpMu.Unlock()
 		c.runHandlers()
 	}
+}
+
+// reapHandlers ends the workers that stayed parked for a whole tick;
+// called on every tick of the Provider's timer.
+func (p *Provider) reapHandlers() {
+	p.hpMu.Lock()
+	hp := &p.hp
+	hp.tick++
+	n := 0
+	for n < len(hp.idle) && hp.idle[n].parkedAt+1 < hp.tick {
+		hp.idle[n].wake <- nil
+		n++
+	}
+	if n > 0 {
+		k := copy(hp.idle, hp.idle[n:])
+		clear(hp.idle[k:])
+		hp.idle = hp.idle[:k]
+	}
+	p.hpMu.Unlock()
+}
+
+// stopHandlers makes every worker exit once the run queue is empty.
+func (p *Provider) stopHandlers() {
+	p.hpMu.Lock()
+	hp := &p.hp
+	hp.stopped = true
+	for i, w := range hp.idle {
+		w.wake <- nil
+		hp.idle[i] = nil
+	}
+	hp.idle = hp.idle[:0]
+	p.hpMu.Unlock()
 }
 
 // runHandlers runs what the connection's handler queue holds now: OnOpen
@@ -166,16 +252,36 @@ func (c *Connection) handle(op frame.Opcode, data []byte) {
 	}
 }
 
-// kick schedules the connection unless it is scheduled; called with c.hMu
-// held, it returns with it released.
+// kick schedules the connection unless it is scheduled or the read side
+// is parsing a batch (it kicks at the end); called with c.hMu held, it
+// returns with it released.
 func (c *Connection) kickLocked() {
-	if c.hScheduled {
+	if c.hScheduled || c.hBatch {
 		c.hMu.Unlock()
 		return
 	}
 	c.hScheduled = true
 	c.hMu.Unlock()
 	c.p.schedule(c)
+}
+
+// onFramesBatch is onFrames for a whole read: the messages it queues go to
+// the handlers together, with one kick at the end, so that a worker does
+// not start on the first while the rest are parsed (which would split the
+// replies to one read into several writes).
+func (c *Connection) onFramesBatch(in []byte) int {
+	c.hMu.Lock()
+	c.hBatch = true
+	c.hMu.Unlock()
+	n := c.onFrames(in)
+	c.hMu.Lock()
+	c.hBatch = false
+	if c.hHead == nil && !c.hOpen && !c.hClose && c.hAction == 0 {
+		c.hMu.Unlock()
+		return n
+	}
+	c.kickLocked()
+	return n
 }
 
 // Actions of the read side that must follow the handling of the messages

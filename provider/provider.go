@@ -277,6 +277,7 @@ func (p *Provider) stop() {
 			_ = p.pl.Close()
 		}
 		close(p.done)
+		p.stopHandlers()
 		p.wg.Wait()
 		p.closed.Store(true)
 	})
@@ -388,7 +389,7 @@ func (h handler) OnData(pc *poller.Conn, in []byte) int {
 	case StateClosed:
 		return len(in)
 	}
-	return c.onFrames(in)
+	return c.onFramesBatch(in)
 }
 
 func (h handler) OnClose(pc *poller.Conn, err error) {
@@ -618,6 +619,12 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		c.closeWith(frame.CloseGoingAway, "provider shutting down")
 	}
 	p.queuesOpened(c)
+	if !c.deflate {
+		// The read side never blocks (user handlers run on the handler
+		// pool), so the poller may run it on its poll loop, saving a
+		// hand-off per read. Inflating a large message is left to workers.
+		c.pc.SetInline(true)
+	}
 	return true
 }
 
@@ -723,6 +730,7 @@ func (p *Provider) timerLoop() {
 		case <-p.done:
 			return
 		case now := <-t.C:
+			p.reapHandlers()
 			expired = p.expire(now, expired[:0])
 			if !now.Before(nextSweep) {
 				nextSweep = now.Add(sweepEvery)
