@@ -280,6 +280,23 @@ func (c *Conn) Flush() {
 	c.kickFlusherLocked()
 }
 
+// FlushNow is Flush done on the caller's goroutine: on the netpoll engine
+// it writes what the socket takes at once, without blocking (the rest waits
+// for write readiness, as after Flush), which saves handing the connection
+// to a flusher when the caller is about to wait anyway (a handler that
+// answers its peer). A flush already under way, or an OnOpen or OnData
+// running for the connection, takes the bytes instead, as for Flush. On
+// the Serve engine it is Flush.
+func (c *Conn) FlushNow() {
+	c.mu.Lock()
+	if c.closed || c.flushing || c.dispatching || c.outLenLocked() == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.flushing = true
+	c.flushLocked()
+}
+
 // flushLocked runs or starts the flush that the caller made c.flushing
 // for; called with c.mu held, it returns with c.mu released.
 func (c *Conn) flushLocked() {

@@ -78,6 +78,7 @@ type Connection struct {
 
 	// Handler queue (dispatch.go), under hMu.
 	hPaused      atomic.Bool // input is not taken: hBytes went over MaxHandlerQueue
+	hDirect      atomic.Bool // a handler worker handles the last queued message: a send flushes on that goroutine
 	hMu          sync.Mutex
 	hScheduled   bool        // on the run queue, or a worker runs it
 	hOpen        bool        // OnOpen is due
@@ -495,7 +496,15 @@ func (c *Connection) sendCompressed(op frame.Opcode, env, p []byte) error {
 func (c *Connection) afterWrite(err error, n int) error {
 	switch {
 	case err == nil:
-		c.pc.Flush()
+		if c.hDirect.Load() {
+			// A reply from the handler of the last queued message: written
+			// by the handler's goroutine at once (without blocking: what
+			// the socket does not take waits for write readiness), not
+			// handed to a flusher goroutine.
+			c.pc.FlushNow()
+		} else {
+			c.pc.Flush()
+		}
 		c.p.stats.messagesOut.Add(1)
 		c.p.stats.bytesOut.Add(uint64(n))
 		return nil

@@ -193,15 +193,23 @@ func (c *Connection) runHandlers() {
 		s := segs
 		segs = s.next
 		s.next = nil
+		// The last message of what was taken is handled with hDirect set:
+		// a reply its handler sends is written at once by this goroutine.
+		// The ones before it leave their replies to a flusher, which takes
+		// those of the messages after them along in one write.
 		if s.whole {
+			c.hDirect.Store(segs == nil)
 			c.handle(s.op, s.b)
 		} else {
 			for b := s.b; len(b) >= recHeader; {
 				n := int(binary.LittleEndian.Uint32(b[1:recHeader]))
+				rest := b[recHeader+n:]
+				c.hDirect.Store(segs == nil && len(rest) < recHeader)
 				c.handle(frame.Opcode(b[0]), b[recHeader:recHeader+n])
-				b = b[recHeader+n:]
+				b = rest
 			}
 		}
+		c.hDirect.Store(false)
 		p.uncharge(s.charged)
 		c.hMu.Lock()
 		resume := c.handledLocked(s.queued)

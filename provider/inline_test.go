@@ -180,3 +180,41 @@ func TestCloseUnderInputOnLoop(t *testing.T) {
 		})
 	}
 }
+
+// A handler's reply is written while the handler still runs: the last
+// queued message's handler writes it at once (FlushNow), the ones before
+// it through a flusher; neither waits for the handler to return.
+func TestReplyLeavesBeforeHandlerReturns(t *testing.T) {
+	release := make(chan struct{})
+	o := Options{
+		OnMessage: func(c *Connection, m Message) {
+			_ = c.SendText(m.Data)
+			if bytes.HasPrefix(m.Data, []byte("hold")) {
+				<-release
+			}
+		},
+	}
+	_, e, addr := start(t, o)
+	defer close(release)
+	c := dial(t, addr, "/connect")
+	e.wait(t, "open", func(e *events) bool { return len(e.opened) == 1 })
+	c.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// One message at a time (the last queued), then two in one write (the
+	// first of which is not the last), each handler held after its reply.
+	for _, batch := range [][]string{{"hold 1"}, {"x", "hold 2"}} {
+		var b []byte
+		for _, m := range batch {
+			b = append(b, wstest.Frame(true, frame.OpText, 0, []byte(m))...)
+		}
+		if _, err := c.Conn.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range batch {
+			_, got, err := c.ReadMessage()
+			if err != nil || string(got) != m {
+				t.Fatalf("got %q %v, want %q while its handler is held", got, err, m)
+			}
+		}
+		release <- struct{}{}
+	}
+}
