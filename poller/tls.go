@@ -369,24 +369,10 @@ func (l *tlsLayer) decrypt() {
 		// A close_notify (io.EOF) or a bad record, for which crypto/tls
 		// queued an alert: it is written if the socket takes it at once,
 		// and the connection closes, as a TCP reset or EOF closes it.
-		c.mu.Lock()
 		if errors.Is(err, net.ErrClosed) {
 			err = io.EOF
 		}
-		// A close_notify on a connection kept writable after EOF (see
-		// KeepWritableAfterEOF) is the peer's half-close: no more input
-		// comes, and the TCP half-close that follows keeps it writable.
-		first := !c.closed && !(err == io.EOF && c.holdEOF)
-		if first && err != io.EOF {
-			c.writeAlertLocked()
-		}
-		if first {
-			c.peerClosedLocked(err)
-		}
-		c.mu.Unlock()
-		if first {
-			c.closeTransport()
-		}
+		c.tlsInputEnded(err)
 		l.mu.Lock()
 		l.src = nil
 		l.busy = false
@@ -675,4 +661,25 @@ func (c *Conn) tlsNotifyLocked() bool {
 	c.mu.Lock()
 	c.directFlushLocked()
 	return true
+}
+
+// tlsInputEnded ends a TLS connection's input with err: io.EOF for the
+// peer's close_notify, else the error that failed a record (after which the
+// queued alert is written if the socket takes it at once). The connection
+// closes, unless it is kept writable after EOF (see KeepWritableAfterEOF):
+// then a close_notify is the peer's half-close, no more input comes, and
+// the TCP half-close that follows keeps it writable.
+func (c *Conn) tlsInputEnded(err error) {
+	c.mu.Lock()
+	first := !c.closed && !(err == io.EOF && c.holdEOF)
+	if first && err != io.EOF {
+		c.writeAlertLocked()
+	}
+	if first {
+		c.peerClosedLocked(err)
+	}
+	c.mu.Unlock()
+	if first {
+		c.closeTransport()
+	}
 }

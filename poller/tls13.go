@@ -831,21 +831,7 @@ func (l *tlsLayer) decrypt13(in []byte) {
 		if a, ok := alertToSend(err); ok {
 			l.sendAlert13(a)
 		}
-		c.mu.Lock()
-		// A close_notify on a connection kept writable after EOF (see
-		// KeepWritableAfterEOF) is the peer's half-close: no more input
-		// comes, and the TCP half-close that follows keeps it writable.
-		first := !c.closed && !(err == io.EOF && c.holdEOF)
-		if first && err != io.EOF {
-			c.writeAlertLocked()
-		}
-		if first {
-			c.peerClosedLocked(err)
-		}
-		c.mu.Unlock()
-		if first {
-			c.closeTransport()
-		}
+		c.tlsInputEnded(err)
 		l.mu.Lock()
 		l.shut = true // nothing after a close_notify or an error is read
 		putBuffer(l.raw)
