@@ -9,11 +9,15 @@ import (
 )
 
 // TestWriteTimeoutIsNoProgress: WriteTimeout cuts a send only when no byte
-// moves for that long. An 8 MiB message to a Provider that reads it at
-// about 3 MB/s takes seconds, far over the 400 ms WriteTimeout, and goes
-// through whole because bytes keep moving.
+// moves for that long. A 16 MiB message to a Provider that reads it at
+// about 3 MB/s takes seconds, far over the 1.5 s WriteTimeout, and goes
+// through whole because bytes keep moving. (With 400 ms, a loaded CI
+// machine once starved the reader that long under the race detector.)
 func TestWriteTimeoutIsNoProgress(t *testing.T) {
-	const size = 8 << 20
+	// 16 MiB at most 64 KiB per 20 ms takes well over WriteTimeout even when
+	// the kernel's send buffer (4 MiB at most here) takes a quarter of it.
+	const size = 16 << 20
+	const timeout = 1500 * time.Millisecond
 	got := make(chan int64, 1)
 	port, _ := rawListener(t, func(nc net.Conn) {
 		if tc, ok := nc.(*net.TCPConn); ok {
@@ -42,7 +46,7 @@ func TestWriteTimeoutIsNoProgress(t *testing.T) {
 		}()
 	})
 	c, ev := newConsumer(t, port, func(o *Options) {
-		o.WriteTimeout = 400 * time.Millisecond
+		o.WriteTimeout = timeout
 		o.Reconnect.Interval = time.Hour
 	})
 	if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
@@ -59,5 +63,8 @@ func TestWriteTimeoutIsNoProgress(t *testing.T) {
 	if _, disc, _, _, _ := ev.snapshot(); len(disc) != 0 || !c.Connected() {
 		t.Fatalf("disconnects %v", disc)
 	}
-	t.Logf("8 MiB sent in %v with a 400 ms WriteTimeout", took)
+	if took <= timeout {
+		t.Fatalf("the send took %v, not more than WriteTimeout %v: the reader's pace did not hold it back, so the test proves nothing", took, timeout)
+	}
+	t.Logf("16 MiB sent in %v with a %v WriteTimeout", took, timeout)
 }
