@@ -265,20 +265,7 @@ func (c *Conn) WriteShared(b []byte, force bool) error {
 // frame of a broadcast costs little.
 // While OnOpen or OnData runs for the connection, Flush defers to the flush
 // made when the handler returns.
-func (c *Conn) Flush() {
-	c.mu.Lock()
-	if c.closed || c.flushing || c.dispatching || c.outLenLocked() == 0 {
-		c.mu.Unlock()
-		return
-	}
-	c.flushing = true
-	if c.nc != nil {
-		c.mu.Unlock()
-		flushers.push(c)
-		return
-	}
-	c.kickFlusherLocked()
-}
+func (c *Conn) Flush() { c.flush(false) }
 
 // FlushNow is Flush done on the caller's goroutine: on the netpoll engine
 // it writes what the socket takes at once, without blocking (the rest waits
@@ -287,14 +274,23 @@ func (c *Conn) Flush() {
 // answers its peer). A flush already under way, or an OnOpen or OnData
 // running for the connection, takes the bytes instead, as for Flush. On
 // the Serve engine it is Flush.
-func (c *Conn) FlushNow() {
+func (c *Conn) FlushNow() { c.flush(true) }
+
+// flush starts the flush of Flush (now: that of FlushNow) unless there is
+// nothing to write or a flush or a handler will write it.
+func (c *Conn) flush(now bool) {
 	c.mu.Lock()
 	if c.closed || c.flushing || c.dispatching || c.outLenLocked() == 0 {
 		c.mu.Unlock()
 		return
 	}
 	c.flushing = true
-	c.flushLocked()
+	if now || c.nc == nil {
+		c.flushLocked() // netpoll: written here; Serve: its flusher goroutine
+		return
+	}
+	c.mu.Unlock()
+	flushers.push(c)
 }
 
 // flushLocked runs or starts the flush that the caller made c.flushing
