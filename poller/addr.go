@@ -6,26 +6,25 @@ import (
 	"sync/atomic"
 )
 
-// peerAddr4 is the remote address of an accepted IPv4 connection as netpoll
-// keeps it for us: 16 bytes, where a *net.TCPAddr costs 48 and its IP 16
-// more. [Conn.RemoteAddr] gives it as a *net.TCPAddr. It also leads netpoll's
+// connAddr is a Conn seen as its peer's address, for a connection of the
+// netpoll engine from an IPv4 peer: netpoll keeps it as the connection's
+// remote address, so that the address costs no allocation of its own (a
+// *net.TCPAddr costs 48 bytes and its IP 16 more), and it leads netpoll's
 // close callback to the Conn (a method value would cost 16 bytes more).
-type peerAddr4 struct {
-	c    *Conn // set as netpoll prepares the connection
-	ip   [4]byte
-	port uint16
+// [Conn.RemoteAddr] gives it as a *net.TCPAddr. Its fields ip4 and port
+// are set before the Conn is shared and never change.
+type connAddr Conn
+
+func (a *connAddr) Network() string { return "tcp" }
+
+func (a *connAddr) String() string {
+	return netip.AddrPortFrom(netip.AddrFrom4(a.ip4), a.port).String()
 }
 
-func (a *peerAddr4) Network() string { return "tcp" }
-
-func (a *peerAddr4) String() string {
-	return netip.AddrPortFrom(netip.AddrFrom4(a.ip), a.port).String()
-}
-
-// tcpAddrOf returns a as a *net.TCPAddr if it is a peerAddr4, else a.
+// tcpAddrOf returns a as a *net.TCPAddr if it is a connAddr, else a.
 func tcpAddrOf(a net.Addr) net.Addr {
-	if pa, ok := a.(*peerAddr4); ok {
-		return &net.TCPAddr{IP: sharedIPv4(pa.ip), Port: int(pa.port)}
+	if ca, ok := a.(*connAddr); ok {
+		return &net.TCPAddr{IP: sharedIPv4(ca.ip4), Port: int(ca.port)}
 	}
 	return a
 }

@@ -11,6 +11,7 @@ import (
 // *net.TCPAddr; those from one host share their IP's bytes, and each is
 // still the right address.
 func TestSharedIPv4(t *testing.T) {
+	sockaddrToTCP := func(sa syscall.Sockaddr) net.Addr { return peerAddr(&Poller{}, sa) }
 	a := tcpAddrOf(sockaddrToTCP(&syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: 1000})).(*net.TCPAddr)
 	b := tcpAddrOf(sockaddrToTCP(&syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: 2000})).(*net.TCPAddr)
 	if a.String() != "127.0.0.1:1000" || b.String() != "127.0.0.1:2000" {
@@ -64,6 +65,9 @@ func TestRemoteAddrIPv4(t *testing.T) {
 		for _, sc := range p.slots {
 			if sc != nil {
 				remote = sc.RemoteAddr()
+				if ca, ok := sc.nc.RemoteAddr().(*connAddr); !ok || (*Conn)(ca) != sc {
+					t.Errorf("netpoll keeps %T as the address, not the Conn", sc.nc.RemoteAddr())
+				}
 				return true
 			}
 		}

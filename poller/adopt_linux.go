@@ -70,7 +70,7 @@ func (p *Poller) adoptFD(tc *net.TCPConn, initial []byte) (done bool, err error)
 		// netpoll fails only to register fd, and has then closed it (its
 		// close callback): closing it again could hit a reused number.
 		c.mu.Lock()
-		c.closed, c.transportDone = true, true
+		c.set(fClosed | fTransportDone)
 		c.setCauseLocked(err)
 		fire := c.finishLocked()
 		c.mu.Unlock()

@@ -26,7 +26,7 @@ func detachedConn(h Handler, maxPending int) *Conn {
 	p := newPoller(h, r)
 	c := newConn(p)
 	c.ext = &connExt{sc: nopConn{}}
-	c.opened = true
+	c.set(fOpened)
 	return c
 }
 
@@ -64,7 +64,7 @@ func TestAllocsDispatch(t *testing.T) {
 	}); a != 0 {
 		t.Errorf("split records: %.1f allocs per delivery, want 0", a)
 	}
-	if c.closed {
+	if c.has(fClosed) {
 		t.Fatalf("closed: %v", c.cause())
 	}
 }

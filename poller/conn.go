@@ -21,23 +21,27 @@ import (
 // pooled chunks only while bytes are queued. On the netpoll engine it holds
 // no goroutine either.
 type Conn struct {
+	// An idle connection of the netpoll engine costs what this struct
+	// holds (120 bytes; see [Options.NewConn] for sharing its allocation
+	// with the handler's own per-connection state): what few connections
+	// need is in ext, made on first use. Fields are ordered to leave no
+	// padding.
 	p   *Poller
 	nc  netpoll.Connection // netpoll engine; nil for Serve
-	ext *connExt           // Serve engine, or closing; else nil
-	tls *tlsLayer          // netpoll engine with Options.TLS; else nil
+	ext *connExt           // Serve engine, TLS, SetContext, or closing; else nil
 
 	fd         int32  // netpoll engine: the socket, valid while !closed
 	slot, gen  uint32 // registry slot; write-readiness events carry both
 	maxPending int32  // under mu: cap on carried-over input (SetMaxPending), at most MaxInt32
 
-	// mu guards everything below. wmu is held across each direct write on
-	// fd, and taken by the close callback, so that netpoll (which closes fd
-	// once its close callbacks return) never closes fd under a write.
+	// mu guards everything below (the fields noted otherwise excepted).
+	// wmu is held across each direct write on fd, and taken by the close
+	// callback, so that netpoll (which closes fd once its close callbacks
+	// return) never closes fd under a write.
 	mu  sync.Mutex
 	wmu sync.Mutex
 
-	ctx any // SetContext's
-	q   frame.Queue
+	q frame.Queue
 
 	// Carried-over input: in.n bytes at the start of in.b. While a
 	// dispatch runs, in belongs to the dispatching goroutine and new input
@@ -45,40 +49,87 @@ type Conn struct {
 	in  *buffer
 	inq *buffer
 
-	opened        bool // OnOpen was called (so OnClose will be)
-	tracked       bool // registered with the Poller
-	closed        bool // no more writes; the transport is closed or closing
-	closeAfter    bool // CloseAfterFlush was called
-	lingering     bool // our write side is shut down; waiting for the peer
-	flushing      bool // a flush owns the queue (running, or waiting for writability)
-	writing       bool // the flusher is writing slices of the queue outside mu
-	armed         bool // waiting for write readiness (netpoll engine)
-	wreg          bool // fd is registered with the write-readiness epoll
-	dispatching   bool // OnOpen or OnData is running (or about to)
-	wakeAgain     bool // Wake was called during a dispatch
-	transportDone bool // netpoll's close callback ran / the reader exited
-	peerClosed    bool // the transport closed it (the peer), not a local close
-	finished      bool // OnClose has been scheduled
-	holdEOF       bool // KeepWritableAfterEOF: outlive the peer's half-close (netpoll engine)
-	peerEOF       bool // the peer half-closed and fd is our duplicate, kept for writing
+	f connFlag // under mu: the connection's flags (fOpened, ...)
 
-	// Running OnData on the poll loop (netpoll engine; SetInline).
-	inline        bool  // the handler asked for it
-	onLoop        bool  // a netpoll task of this connection runs on its poll loop now
-	closeDeferred bool  // closeTransport came while onLoop: a worker closes it after
-	released      bool  // a worker released inlineRelease bytes: netpoll's nodes have grown
-	unreleased    int32 // bytes read on the loop whose netpoll buffer nodes are not released yet
+	// The peer's address when it is IPv4 (netpoll engine), set before c is
+	// shared: netpoll keeps c itself as the address (see connAddr).
+	ip4  [4]byte
+	port uint16
+
+	// Running OnData on the poll loop (netpoll engine; SetInline); the
+	// flags fInline and fCloseDeferred are in f. Not under mu: written
+	// only by netpoll's task for c (one at a time), onLoop under mu too.
+	unreleased uint16 // bytes read on the loop whose netpoll buffer nodes are not released yet (at most 2*inlineRelease)
+	onLoop     bool   // a netpoll task of this connection runs on its poll loop now
+	released   bool   // a worker released inlineRelease bytes: netpoll's nodes have grown
+
+	tlsOn bool // ext.tls is set (Options.TLS, netpoll engine); set before c is shared
 }
 
-// connExt is what few Conns need: those of the Serve engine, and those
-// closing (or about to), so that an idle one of the netpoll engine holds
-// none. Its fields are under Conn.mu, sc excepted (set before c is shared).
+// connFlag is a Conn's flags, under Conn.mu; they share one word.
+type connFlag uint32
+
+const (
+	fOpened        connFlag = 1 << iota // OnOpen was called (so OnClose will be)
+	fTracked                            // registered with the Poller
+	fClosed                             // no more writes; the transport is closed or closing
+	fCloseAfter                         // CloseAfterFlush was called
+	fLingering                          // our write side is shut down; waiting for the peer
+	fFlushing                           // a flush owns the queue (running, or waiting for writability)
+	fWriting                            // the flusher is writing slices of the queue outside mu
+	fArmed                              // waiting for write readiness (netpoll engine)
+	fWreg                               // fd is registered with the write-readiness epoll
+	fDispatching                        // OnOpen or OnData is running (or about to)
+	fWakeAgain                          // Wake was called during a dispatch
+	fTransportDone                      // netpoll's close callback ran / the reader exited
+	fPeerClosed                         // the transport closed it (the peer), not a local close
+	fFinished                           // OnClose has been scheduled
+	fHoldEOF                            // KeepWritableAfterEOF: outlive the peer's half-close (netpoll engine)
+	fPeerEOF                            // the peer half-closed and fd is our duplicate, kept for writing
+	fInline                             // SetInline: the handler asked for OnData on the poll loop
+	fCloseDeferred                      // closeTransport came while onLoop: a worker closes it after
+)
+
+// has reports whether any of the flags f is set; called with c.mu held.
+func (c *Conn) has(f connFlag) bool { return c.f&f != 0 }
+
+// set sets the flags f; called with c.mu held (or before c is shared).
+func (c *Conn) set(f connFlag) { c.f |= f }
+
+// clear clears the flags f; called with c.mu held.
+func (c *Conn) clear(f connFlag) { c.f &^= f }
+
+// put sets or clears the flags f; called with c.mu held.
+func (c *Conn) put(f connFlag, on bool) {
+	if on {
+		c.f |= f
+	} else {
+		c.f &^= f
+	}
+}
+
+// connExt is what few Conns need: those of the Serve engine or TLS, those
+// with a SetContext value, and those closing (or about to), so that an idle
+// one of the netpoll engine holds none. Its fields are under Conn.mu, sc
+// and tls excepted (set before c is shared).
 type connExt struct {
 	sc        net.Conn      // Serve engine: the connection
+	tls       *tlsLayer     // netpoll engine with Options.TLS (Conn.tlsOn)
 	flushSig  chan struct{} // Serve engine: wakes the flusher goroutine
 	flusherUp bool          // Serve engine: the flusher goroutine runs
 	cause     error         // why it closed, for OnClose
 	timer     *time.Timer   // CloseAfterFlush's deadline
+	ctx       any           // SetContext's
+}
+
+// tls returns the connection's TLS layer (netpoll engine with
+// Options.TLS), or nil. Safe without c.mu: both fields are set before c is
+// shared.
+func (c *Conn) tls() *tlsLayer {
+	if !c.tlsOn {
+		return nil
+	}
+	return c.ext.tls
 }
 
 // extState returns c.ext, making it; called with c.mu held (or before c is
@@ -126,7 +177,14 @@ func connOf(ctx context.Context) *Conn {
 }
 
 func newConn(p *Poller) *Conn {
-	c := &Conn{p: p, maxPending: pendingCap(p.o.MaxPending)}
+	var c *Conn
+	if p.o.NewConn != nil {
+		c = p.o.NewConn()
+	}
+	if c == nil {
+		c = new(Conn)
+	}
+	c.p, c.maxPending = p, pendingCap(p.o.MaxPending)
 	c.q.SetLimit(p.o.MaxBuffered)
 	return c
 }
@@ -135,14 +193,19 @@ func newConn(p *Poller) *Conn {
 // returns it. Safe for concurrent use.
 func (c *Conn) SetContext(v any) {
 	c.mu.Lock()
-	c.ctx = v
+	if v != nil || c.ext != nil {
+		c.extState().ctx = v
+	}
 	c.mu.Unlock()
 }
 
 // Context returns the value last given to [Conn.SetContext], or nil.
 func (c *Conn) Context() any {
+	var v any
 	c.mu.Lock()
-	v := c.ctx
+	if c.ext != nil {
+		v = c.ext.ctx
+	}
 	c.mu.Unlock()
 	return v
 }
@@ -188,7 +251,7 @@ func (c *Conn) SetMaxBuffered(n int) {
 // the connection; on the Serve engine a half-close always ends it.
 func (c *Conn) KeepWritableAfterEOF(on bool) {
 	c.mu.Lock()
-	c.holdEOF = on
+	c.put(fHoldEOF, on)
 	c.mu.Unlock()
 }
 
@@ -197,7 +260,7 @@ func (c *Conn) KeepWritableAfterEOF(on bool) {
 func (c *Conn) PeerEOF() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.peerEOF
+	return c.has(fPeerEOF)
 }
 
 // Buffered returns the bytes queued and not yet handed to the kernel,
@@ -218,11 +281,11 @@ func (c *Conn) Buffered() int {
 // message larger than the limit is still accepted by an empty queue.
 func (c *Conn) Write(a, b []byte, force bool) error {
 	c.mu.Lock()
-	if c.closed || c.closeAfter {
+	if c.has(fClosed) || c.has(fCloseAfter) {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.tls != nil && !c.tlsAdmitLocked(len(a)+len(b), force) {
+	if c.tls() != nil && !c.tlsAdmitLocked(len(a)+len(b), force) {
 		c.mu.Unlock()
 		return ErrBackpressure
 	}
@@ -239,11 +302,11 @@ func (c *Conn) Write(a, b []byte, force bool) error {
 // connections). Otherwise as [Conn.Write].
 func (c *Conn) WriteShared(b []byte, force bool) error {
 	c.mu.Lock()
-	if c.closed || c.closeAfter {
+	if c.has(fClosed) || c.has(fCloseAfter) {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.tls != nil && !c.tlsAdmitLocked(len(b), force) {
+	if c.tls() != nil && !c.tlsAdmitLocked(len(b), force) {
 		c.mu.Unlock()
 		return ErrBackpressure
 	}
@@ -280,11 +343,11 @@ func (c *Conn) FlushNow() { c.flush(true) }
 // nothing to write or a flush or a handler will write it.
 func (c *Conn) flush(now bool) {
 	c.mu.Lock()
-	if c.closed || c.flushing || c.dispatching || c.outLenLocked() == 0 {
+	if c.has(fClosed) || c.has(fFlushing) || c.has(fDispatching) || c.outLenLocked() == 0 {
 		c.mu.Unlock()
 		return
 	}
-	c.flushing = true
+	c.set(fFlushing)
 	if now || c.nc == nil {
 		c.flushLocked() // netpoll: written here; Serve: its flusher goroutine
 		return
@@ -309,16 +372,16 @@ func (c *Conn) flushLocked() {
 // returns. It does nothing on a closed connection.
 func (c *Conn) Wake() {
 	c.mu.Lock()
-	if c.closed {
+	if c.has(fClosed) {
 		c.mu.Unlock()
 		return
 	}
-	if c.dispatching {
-		c.wakeAgain = true
+	if c.has(fDispatching) {
+		c.set(fWakeAgain)
 		c.mu.Unlock()
 		return
 	}
-	c.dispatching = true
+	c.set(fDispatching)
 	c.mu.Unlock()
 	workers.run(c.wakeTask)
 }
@@ -335,7 +398,7 @@ func (c *Conn) wakeTask() {
 // fine). It returns [ErrClosed] if the connection was already closed.
 func (c *Conn) Close(err error) error {
 	c.mu.Lock()
-	if c.closed {
+	if c.has(fClosed) {
 		c.mu.Unlock()
 		return ErrClosed
 	}
@@ -358,19 +421,19 @@ func (c *Conn) CloseAfterFlush(timeout time.Duration) {
 		timeout = DefaultCloseTimeout
 	}
 	c.mu.Lock()
-	if c.closed || c.closeAfter {
+	if c.has(fClosed) || c.has(fCloseAfter) {
 		c.mu.Unlock()
 		return
 	}
-	c.closeAfter = true
+	c.set(fCloseAfter)
 	c.extState().timer = time.AfterFunc(timeout, c.closeTimeout)
 	switch {
-	case c.flushing || c.dispatching:
+	case c.has(fFlushing) || c.has(fDispatching):
 		// The flush in progress, or the one after the handler returns,
 		// finishes the job.
 		c.mu.Unlock()
 	case c.outLenLocked() > 0:
-		c.flushing = true
+		c.set(fFlushing)
 		c.flushLocked()
 	default:
 		c.lingerLocked()
@@ -379,7 +442,7 @@ func (c *Conn) CloseAfterFlush(timeout time.Duration) {
 
 func (c *Conn) closeTimeout() {
 	c.mu.Lock()
-	if c.closed {
+	if c.has(fClosed) {
 		c.mu.Unlock()
 		return
 	}
@@ -395,8 +458,8 @@ func (c *Conn) closeTimeout() {
 // drainedLocked is called by a flusher that emptied the queue, with c.mu
 // held; it returns with c.mu released.
 func (c *Conn) drainedLocked() {
-	c.flushing = false
-	if c.closeAfter && !c.lingering && !c.closed {
+	c.clear(fFlushing)
+	if c.has(fCloseAfter) && !c.has(fLingering) && !c.has(fClosed) {
 		c.lingerLocked()
 		return
 	}
@@ -409,9 +472,9 @@ func (c *Conn) lingerLocked() {
 	if c.tlsNotifyLocked() {
 		return // the flush of the alert comes back here
 	}
-	c.lingering = true
+	c.set(fLingering)
 	if c.nc != nil {
-		if c.peerEOF {
+		if c.has(fPeerEOF) {
 			// The peer's side is closed already: nothing to wait for.
 			c.markClosedLocked(nil)
 			c.mu.Unlock()
@@ -438,14 +501,14 @@ func (c *Conn) lingerLocked() {
 // markClosedLocked records the close; called with c.mu held, by the first
 // closer only. The caller then closes the transport (outside mu).
 func (c *Conn) markClosedLocked(err error) {
-	c.closed = true
+	c.set(fClosed)
 	c.setCauseLocked(err)
-	if !c.writing {
+	if !c.has(fWriting) {
 		// No flusher holds slices of the queue: drop it now. Otherwise the
 		// flusher drops it when its write returns.
 		c.resetOutLocked()
-		c.flushing = false
-		c.armed = false
+		c.clear(fFlushing)
+		c.clear(fArmed)
 	}
 	if c.ext != nil && c.ext.timer != nil {
 		c.ext.timer.Stop()
@@ -456,8 +519,8 @@ func (c *Conn) markClosedLocked(err error) {
 		default:
 		}
 	}
-	if c.tls != nil {
-		c.tls.shutdown()
+	if c.tls() != nil {
+		c.tls().shutdown()
 	}
 }
 
@@ -472,25 +535,25 @@ func (c *Conn) closeTransport() {
 // peerClosedLocked records a close that came from the transport (the peer
 // closed or reset, or a read failed), if nothing closed c before.
 func (c *Conn) peerClosedLocked(err error) {
-	if c.closed {
+	if c.has(fClosed) {
 		return
 	}
 	if err == nil || errors.Is(err, io.EOF) {
 		err = io.EOF
-		if c.closeAfter && c.outLenLocked() == 0 {
+		if c.has(fCloseAfter) && c.outLenLocked() == 0 {
 			err = nil // the close we asked for
 		}
 	}
 	c.markClosedLocked(err)
-	c.peerClosed = true
+	c.set(fPeerClosed)
 }
 
 // finishLocked reports whether OnClose is due now (the connection is
 // closed, its transport is done and no handler runs), marking it so that
 // it is due only once.
 func (c *Conn) finishLocked() bool {
-	if c.closed && c.transportDone && !c.dispatching && !c.finished && !c.tlsBusyLocked() {
-		c.finished = true
+	if c.has(fClosed) && c.has(fTransportDone) && !c.has(fDispatching) && !c.has(fFinished) && !c.tlsBusyLocked() {
+		c.set(fFinished)
 		return true
 	}
 	return false
@@ -498,18 +561,24 @@ func (c *Conn) finishLocked() bool {
 
 // fireClose calls OnClose and releases the connection.
 func (c *Conn) fireClose() {
-	if c.opened {
+	// The flags share a word that writers change under mu (finished is
+	// set, no handler runs: opened and tracked change no more).
+	c.mu.Lock()
+	opened := c.has(fOpened)
+	c.mu.Unlock()
+	if opened {
 		c.p.h.OnClose(c, c.cause())
 	}
 	c.mu.Lock()
 	putBuffer(c.in)
 	putBuffer(c.inq)
 	c.in, c.inq = nil, nil
+	tracked := c.has(fTracked)
 	c.mu.Unlock()
-	if c.tls != nil {
-		c.tls.release()
+	if c.tls() != nil {
+		c.tls().release()
 	}
-	if c.tracked {
+	if tracked {
 		c.p.unregister(c)
 	}
 }
@@ -518,12 +587,12 @@ func (c *Conn) fireClose() {
 // and reports false if the connection was closed before it could open.
 func (c *Conn) open() bool {
 	c.mu.Lock()
-	if c.closed {
+	if c.has(fClosed) {
 		c.mu.Unlock()
 		return false
 	}
-	c.opened = true
-	c.dispatching = true
+	c.set(fOpened)
+	c.set(fDispatching)
 	c.mu.Unlock()
 	c.dispatch(nil, false, true)
 	return true
@@ -536,14 +605,14 @@ func (c *Conn) deliver(in []byte) {
 		return
 	}
 	c.mu.Lock()
-	if c.closed && !c.tlsLateLocked() {
+	if c.has(fClosed) && !c.tlsLateLocked() {
 		c.mu.Unlock()
 		return
 	}
-	if c.dispatching {
+	if c.has(fDispatching) {
 		// A Wake's OnData is running: park the bytes for its next round.
 		if c.inq.used()+len(in) > int(c.maxPending) {
-			if c.closed {
+			if c.has(fClosed) {
 				c.mu.Unlock()
 				return
 			}
@@ -558,7 +627,7 @@ func (c *Conn) deliver(in []byte) {
 		c.mu.Unlock()
 		return
 	}
-	c.dispatching = true
+	c.set(fDispatching)
 	n := c.in.used()
 	if n == 0 {
 		c.mu.Unlock()
@@ -607,17 +676,17 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 			// Input parked while a Wake's OnData ran was sent before the
 			// peer closed: it is still given to OnData (as it would have
 			// been without the Wake), after the tail of this call is kept.
-			drain = c.closed && c.peerClosed && c.inq.used() > 0
-			if !c.closed || drain {
+			drain = c.has(fClosed) && c.has(fPeerClosed) && c.inq.used() > 0
+			if !c.has(fClosed) || drain {
 				switch rest := len(buf) - n; {
 				case n < 0 || rest < 0:
-					if !c.closed {
+					if !c.has(fClosed) {
 						c.markClosedLocked(ErrBadConsume)
 						closeNow = true
 					}
 					drain = false
 				case rest > int(c.maxPending):
-					if !c.closed {
+					if !c.has(fClosed) {
 						c.markClosedLocked(ErrPendingLimit)
 						closeNow = true
 					}
@@ -627,7 +696,7 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 				}
 			}
 		}
-		if c.closed && !drain {
+		if c.has(fClosed) && !drain {
 			break
 		}
 		if q := c.inq.used(); q > 0 {
@@ -636,28 +705,28 @@ func (c *Conn) dispatch(buf []byte, fromPend, open bool) {
 			c.in.n = n + q
 			putBuffer(c.inq)
 			c.inq = nil
-		} else if !c.wakeAgain {
+		} else if !c.has(fWakeAgain) {
 			break
 		}
-		c.wakeAgain = false
+		c.clear(fWakeAgain)
 		buf, fromPend = c.in.bytes(), true
 		c.mu.Unlock()
 	}
-	c.dispatching = false
-	c.wakeAgain = false
-	if c.closed {
+	c.clear(fDispatching)
+	c.clear(fWakeAgain)
+	if c.has(fClosed) {
 		putBuffer(c.in)
 		putBuffer(c.inq)
 		c.in, c.inq = nil, nil
 	}
 	fire := c.finishLocked()
 	switch {
-	case c.closed || c.flushing:
+	case c.has(fClosed) || c.has(fFlushing):
 		c.mu.Unlock()
 	case c.outLenLocked() > 0:
-		c.flushing = true
+		c.set(fFlushing)
 		c.flushLocked()
-	case c.closeAfter && !c.lingering:
+	case c.has(fCloseAfter) && !c.has(fLingering):
 		c.lingerLocked()
 	default:
 		c.mu.Unlock()

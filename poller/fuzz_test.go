@@ -85,8 +85,8 @@ func fuzzDeliverBody(t *testing.T, stream, cuts []byte, limit uint16) {
 		}
 		if cut&cutWake != 0 {
 			c.mu.Lock()
-			run := !c.closed && !c.dispatching
-			c.dispatching = c.dispatching || run
+			run := !c.has(fClosed) && !c.has(fDispatching)
+			c.put(fDispatching, c.has(fDispatching) || run)
 			c.mu.Unlock()
 			if run {
 				c.wakeTask() // what Wake schedules, inline
@@ -99,10 +99,10 @@ func fuzzDeliverBody(t *testing.T, stream, cuts []byte, limit uint16) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.dispatching {
+	if c.has(fDispatching) {
 		t.Fatal("still dispatching")
 	}
-	if c.closed {
+	if c.has(fClosed) {
 		if !errors.Is(c.cause(), ErrPendingLimit) {
 			t.Fatalf("closed with %v", c.cause())
 		}

@@ -19,6 +19,6 @@ package poller
 // restores the default.
 func (c *Conn) SetInline(on bool) {
 	c.mu.Lock()
-	c.inline = on
+	c.put(fInline, on)
 	c.mu.Unlock()
 }

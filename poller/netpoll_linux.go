@@ -168,7 +168,12 @@ func (e *npEngine) close() {
 // --- netpoll callbacks ---
 
 func (p *Poller) onPrepare(nc netpoll.Connection) context.Context {
-	c := newConn(p)
+	// An IPv4 peer's address is the Conn, made by Accept (see connAddr).
+	ca, byAddr := nc.RemoteAddr().(*connAddr)
+	c := (*Conn)(ca)
+	if !byAddr {
+		c = newConn(p)
+	}
 	c.nc = nc
 	f, ok := nc.(interface{ Fd() int })
 	if ok {
@@ -177,18 +182,18 @@ func (p *Poller) onPrepare(nc netpoll.Connection) context.Context {
 	if !ok {
 		// Never with netpoll v0.7.2; without a descriptor we cannot write.
 		c.fd = -1
-		c.closed = true
+		c.set(fClosed)
 		c.setCauseLocked(errors.New("poller: netpoll connection without a descriptor"))
 	} else if !p.register(c) {
 		// The Poller is closing: OnConnect closes it without OnOpen.
-		c.closed = true
+		c.set(fClosed)
 		c.setCauseLocked(ErrPollerClosed)
 	} else if p.o.TLS != nil {
-		c.tls = newTLSLayer(c, p.o.TLS, p.o.TLSHandshakeTimeout)
+		c.extState().tls = newTLSLayer(c, p.o.TLS, p.o.TLSHandshakeTimeout)
+		c.tlsOn = true
 	}
-	if pa, ok := nc.RemoteAddr().(*peerAddr4); ok {
+	if byAddr {
 		// The address leads back to c: no closure to keep per connection.
-		pa.c = c
 		_ = nc.AddCloseCallback(onNetpollClosed)
 	} else {
 		_ = nc.AddCloseCallback(c.onNetpollClose)
@@ -201,11 +206,11 @@ func (p *Poller) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 	if c == nil {
 		return ctx
 	}
-	if c.tls != nil {
+	if c.tls() != nil {
 		// OnOpen comes when the handshake is done; a connection closed
 		// before is closed here as an unopened one is below.
 		c.mu.Lock()
-		closed := c.closed
+		closed := c.has(fClosed)
 		c.mu.Unlock()
 		if closed {
 			_ = nc.Close()
@@ -224,7 +229,7 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	n := r.Len()
 	if n > 0 {
 		if in, err := r.Next(n); err == nil && c != nil {
-			if c.tls != nil {
+			if c.tls() != nil {
 				c.deliverTLS(in)
 			} else {
 				c.deliver(in)
@@ -233,7 +238,7 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	}
 	if c != nil && c.onLoop && !c.released { // only this goroutine writes onLoop
 		// See inlineRelease: the nodes are released by a later read.
-		c.unreleased += int32(min(n, inlineRelease))
+		c.unreleased = uint16(min(int(c.unreleased)+min(n, inlineRelease), 2*inlineRelease))
 		return nil
 	}
 	if c != nil && c.unreleased > 0 {
@@ -243,17 +248,17 @@ func (p *Poller) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	return r.Release()
 }
 
-// onNetpollClosed is onNetpollClose for a connection whose address is a
-// peerAddr4 that leads to its Conn.
+// onNetpollClosed is onNetpollClose for a connection whose address is its
+// Conn (a connAddr).
 func onNetpollClosed(nc netpoll.Connection) error {
-	return nc.RemoteAddr().(*peerAddr4).c.onNetpollClose(nc)
+	return (*Conn)(nc.RemoteAddr().(*connAddr)).onNetpollClose(nc)
 }
 
 // onNetpollClose is the connection's netpoll close callback. It runs once,
 // never during OnRequest, and before netpoll closes the descriptor.
 func (c *Conn) onNetpollClose(netpoll.Connection) error {
 	c.mu.Lock()
-	if c.holdEOF && !c.closed && c.keepAfterEOFLocked() {
+	if c.has(fHoldEOF) && !c.has(fClosed) && c.keepAfterEOFLocked() {
 		c.mu.Unlock()
 		// Wait out a write on the old descriptor, which netpoll closes when
 		// we return.
@@ -262,7 +267,7 @@ func (c *Conn) onNetpollClose(netpoll.Connection) error {
 		return nil
 	}
 	c.peerClosedLocked(nil)
-	c.transportDone = true
+	c.set(fTransportDone)
 	fire := c.finishLocked()
 	c.mu.Unlock()
 	// Wait out a direct write that started before closed was set: the
@@ -285,11 +290,11 @@ func (c *Conn) keepAfterEOFLocked() bool {
 		return false
 	}
 	c.fd = int32(r)
-	c.peerEOF = true
-	c.wreg = false // registered, if at all, under the old descriptor number
-	if c.armed {
+	c.set(fPeerEOF)
+	c.clear(fWreg) // registered, if at all, under the old descriptor number
+	if c.has(fArmed) {
 		if err := c.armLocked(); err != nil {
-			c.armed = false
+			c.clear(fArmed)
 		}
 	}
 	return true
@@ -300,12 +305,12 @@ func (c *Conn) keepAfterEOFLocked() bool {
 // reports false for a connection that was not kept.
 func (c *Conn) closeKept() bool {
 	c.mu.Lock()
-	if !c.peerEOF || c.transportDone {
-		kept := c.peerEOF
+	if !c.has(fPeerEOF) || c.has(fTransportDone) {
+		kept := c.has(fPeerEOF)
 		c.mu.Unlock()
 		return kept
 	}
-	c.transportDone = true
+	c.set(fTransportDone)
 	fd := int(c.fd)
 	fire := c.finishLocked()
 	c.mu.Unlock()
@@ -379,16 +384,16 @@ func (c *Conn) directFlushLocked() {
 	s := scratchPool.Get().(*scratch)
 	var failed error
 	for {
-		if c.closed {
-			c.flushing = false
+		if c.has(fClosed) {
+			c.clear(fFlushing)
 			break
 		}
 		q := &c.q
-		if c.tls != nil {
+		if c.tls() != nil {
 			// TLS: the records go out; plaintext is sealed when they are
 			// all written (and only once the handshake is done).
-			q = &c.tls.out
-			if q.Len() == 0 && c.q.Len() > 0 && c.opened {
+			q = &c.tls().out
+			if q.Len() == 0 && c.q.Len() > 0 && c.has(fOpened) {
 				if failed = c.sealLocked(s); failed != nil {
 					break
 				}
@@ -401,7 +406,7 @@ func (c *Conn) directFlushLocked() {
 			return
 		}
 		s.bufs = q.Buffers(s.bufs[:0], iovMax)
-		c.writing = true
+		c.set(fWriting)
 		// Take the write lock before letting go of mu: a close callback that
 		// gets mu after us then waits for this write before returning.
 		fd := int(c.fd) // kept connections switch descriptors under mu
@@ -410,17 +415,17 @@ func (c *Conn) directFlushLocked() {
 		n, total, err := s.sendmsg(fd)
 		c.wmu.Unlock()
 		c.mu.Lock()
-		c.writing = false
-		if c.closed {
+		c.clear(fWriting)
+		if c.has(fClosed) {
 			c.resetOutLocked()
-			c.flushing = false
+			c.clear(fFlushing)
 			break
 		}
 		q.Advance(n)
 		if q != &c.q {
-			c.tls.outPlain = max(0, c.tls.outPlain-n)
+			c.tls().outPlain = max(0, c.tls().outPlain-n)
 			if q.Len() == 0 {
-				c.tls.outPlain = 0
+				c.tls().outPlain = 0
 			}
 		}
 		if err == syscall.EINTR {
@@ -456,7 +461,7 @@ func (c *Conn) armLocked() error {
 	ev := syscall.EpollEvent{Events: syscall.EPOLLOUT | syscall.EPOLLONESHOT, Fd: int32(c.slot), Pad: int32(c.gen)}
 	wp := c.p.eng.(*npEngine).wp
 	op := syscall.EPOLL_CTL_ADD
-	if c.wreg {
+	if c.has(fWreg) {
 		op = syscall.EPOLL_CTL_MOD
 	}
 	err := syscall.EpollCtl(wp.epfd, op, int(c.fd), &ev)
@@ -469,7 +474,7 @@ func (c *Conn) armLocked() error {
 	if err != nil {
 		return err
 	}
-	c.wreg, c.armed = true, true
+	c.set(fWreg | fArmed)
 	return nil
 }
 
@@ -477,11 +482,11 @@ func (c *Conn) armLocked() error {
 // flushers, so that the write-readiness loop only dispatches.
 func (c *Conn) onWritable() {
 	c.mu.Lock()
-	if !c.armed || c.closed {
+	if !c.has(fArmed) || c.has(fClosed) {
 		c.mu.Unlock()
 		return
 	}
-	c.armed = false
+	c.clear(fArmed)
 	c.mu.Unlock()
 	flushers.push(c)
 }
@@ -491,20 +496,20 @@ func (c *Conn) onWritable() {
 // with c.mu held. A non-nil error closed the connection.
 func (c *Conn) sealLocked(s *scratch) error {
 	s.bufs = c.q.Buffers(s.bufs[:0], iovMax)
-	c.writing = true
+	c.set(fWriting)
 	c.mu.Unlock()
-	n, err := c.tls.seal(s.bufs)
+	n, err := c.tls().seal(s.bufs)
 	clear(s.bufs)
 	c.mu.Lock()
-	c.writing = false
-	if c.closed {
+	c.clear(fWriting)
+	if c.has(fClosed) {
 		c.resetOutLocked()
-		c.flushing = false
+		c.clear(fFlushing)
 		return nil
 	}
 	n = min(n, c.q.Len())
 	c.q.Advance(n)
-	c.tls.outPlain += n
+	c.tls().outPlain += n
 	if err != nil {
 		e := &opError{op: "tls write", err: err}
 		c.markClosedLocked(e)
@@ -517,11 +522,11 @@ func (c *Conn) sealLocked(s *scratch) error {
 // queued for a bad record) if the socket takes them at once, before the
 // connection closes. Called with c.mu held and !c.closed.
 func (c *Conn) writeAlertLocked() {
-	if c.tls == nil || c.writing || c.tls.out.Len() == 0 {
+	if c.tls() == nil || c.has(fWriting) || c.tls().out.Len() == 0 {
 		return
 	}
 	s := scratchPool.Get().(*scratch)
-	s.bufs = c.tls.out.Buffers(s.bufs[:0], iovMax)
+	s.bufs = c.tls().out.Buffers(s.bufs[:0], iovMax)
 	c.wmu.Lock()
 	_, _, _ = s.sendmsg(int(c.fd))
 	c.wmu.Unlock()
@@ -690,7 +695,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		case nil:
 			// netpoll sets TCP_NODELAY only on its own descriptor type.
 			_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-			return &acceptedConn{fd: fd, laddr: l.addr, raddr: sockaddrToTCP(sa)}, nil
+			return &acceptedConn{fd: fd, laddr: l.addr, raddr: peerAddr(l.p, sa)}, nil
 		case syscall.EAGAIN:
 			return nil, nil
 		case syscall.EINTR, syscall.ECONNABORTED:
@@ -747,12 +752,15 @@ func (l *listener) close() {
 	}
 }
 
-// sockaddrToTCP returns the address of an accepted connection, for netpoll
-// to keep: a compact one for IPv4 (see peerAddr4), a *net.TCPAddr for IPv6.
-func sockaddrToTCP(sa syscall.Sockaddr) net.Addr {
+// peerAddr returns the address of a connection p accepted, for netpoll to
+// keep: for IPv4 the connection's Conn, made now (see connAddr), for IPv6 a
+// *net.TCPAddr.
+func peerAddr(p *Poller, sa syscall.Sockaddr) net.Addr {
 	switch a := sa.(type) {
 	case *syscall.SockaddrInet4:
-		return &peerAddr4{ip: a.Addr, port: uint16(a.Port)}
+		c := newConn(p)
+		c.ip4, c.port = a.Addr, uint16(a.Port)
+		return (*connAddr)(c)
 	case *syscall.SockaddrInet6:
 		ta := &net.TCPAddr{IP: append(net.IP(nil), a.Addr[:]...), Port: a.Port}
 		if a.ZoneId != 0 {
@@ -888,7 +896,7 @@ const inlineRelease = 1024
 // and if so marks it running there.
 func (c *Conn) enterLoop() bool {
 	c.mu.Lock()
-	ok := c.inline && !c.closed && c.tls == nil && !c.onLoop
+	ok := c.has(fInline) && !c.has(fClosed) && c.tls() == nil && !c.onLoop
 	if ok {
 		c.onLoop = true
 	}
@@ -901,8 +909,8 @@ func (c *Conn) enterLoop() bool {
 func (c *Conn) leaveLoop() {
 	c.mu.Lock()
 	c.onLoop = false
-	closeNow := c.closeDeferred
-	c.closeDeferred = false
+	closeNow := c.has(fCloseDeferred)
+	c.clear(fCloseDeferred)
 	c.mu.Unlock()
 	if closeNow {
 		workers.run(c.closeNetpollNow)
@@ -915,7 +923,7 @@ func (c *Conn) leaveLoop() {
 func (c *Conn) closeNetpoll() {
 	c.mu.Lock()
 	if c.onLoop {
-		c.closeDeferred = true
+		c.set(fCloseDeferred)
 		c.mu.Unlock()
 		return
 	}

@@ -35,7 +35,7 @@ func Listen(ctx context.Context, network, addr string, h Handler, o Options) (*P
 
 // directFlushLocked is never reached: without netpoll no Conn has nc set.
 func (c *Conn) directFlushLocked() {
-	c.flushing = false
+	c.clear(fFlushing)
 	c.mu.Unlock()
 }
 

@@ -101,6 +101,18 @@ type Options struct {
 	// DefaultTLSHandshakeTimeout (10 s).
 	TLSHandshakeTimeout time.Duration
 
+	// NewConn, when set, makes the Conn of each connection: it must return
+	// a new zero Conn (nil means a Conn of the Poller's own), which is
+	// typically a field of a larger struct that the handler keeps per
+	// connection, so that one allocation holds both and the handler finds
+	// its state from the *Conn it is given (with [Conn.SetContext] the Conn
+	// and the state cost an allocation each, and the Conn 16 bytes more).
+	// The Poller owns the Conn from then on; the struct around it must
+	// stay allocated as long as the Conn is used. It is called once per
+	// accepted (or adopted) connection, possibly on a poll loop: it must
+	// not block.
+	NewConn func() *Conn
+
 	// Logger receives the package's diagnostics (shed connections at the
 	// open-file limit, write errors at Debug). nil logs nothing. The first
 	// Logger given to [Listen] in a process also receives netpoll's own log

@@ -175,7 +175,7 @@ func (p *Poller) register(c *Conn) bool {
 		p.gen++
 	}
 	c.slot, c.gen = idx, p.gen
-	c.tracked = true
+	c.set(fTracked)
 	p.slots[idx] = c
 	p.conns.Add(1)
 	p.live.Add(1)

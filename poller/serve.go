@@ -80,7 +80,10 @@ func (p *Poller) acceptLoop() {
 // readLoop is the reader goroutine of a Serve connection.
 func (c *Conn) readLoop() {
 	defer c.p.gor.Done()
-	if c.handshakeTLS() && (c.opened || c.open()) { // Adopt opens c itself
+	c.mu.Lock()
+	opened := c.has(fOpened) // Adopt opens c itself
+	c.mu.Unlock()
+	if c.handshakeTLS() && (opened || c.open()) {
 		rb := getBuffer(c.p.o.ReadBufferSize)
 		for {
 			n, err := c.ext.sc.Read(rb.b)
@@ -89,7 +92,7 @@ func (c *Conn) readLoop() {
 			}
 			if err != nil {
 				c.mu.Lock()
-				first := !c.closed
+				first := !c.has(fClosed)
 				c.peerClosedLocked(err)
 				c.mu.Unlock()
 				if first {
@@ -103,7 +106,7 @@ func (c *Conn) readLoop() {
 		_ = c.ext.sc.Close()
 	}
 	c.mu.Lock()
-	c.transportDone = true
+	c.set(fTransportDone)
 	fire := c.finishLocked()
 	c.mu.Unlock()
 	if fire {
@@ -173,7 +176,7 @@ func (c *Conn) flushLoop() {
 		case <-c.ext.flushSig:
 		case <-idle.C:
 			c.mu.Lock()
-			if !c.flushing && !c.closed {
+			if !c.has(fFlushing) && !c.has(fClosed) {
 				c.ext.flusherUp = false
 				c.mu.Unlock()
 				return
@@ -182,12 +185,12 @@ func (c *Conn) flushLoop() {
 		}
 		c.mu.Lock()
 		for {
-			if c.closed {
+			if c.has(fClosed) {
 				c.ext.flusherUp = false
 				c.mu.Unlock()
 				return
 			}
-			if !c.flushing {
+			if !c.has(fFlushing) {
 				c.mu.Unlock()
 				break
 			}
@@ -196,7 +199,7 @@ func (c *Conn) flushLoop() {
 				break
 			}
 			bufs = c.q.Buffers(bufs[:0], 1024)
-			c.writing = true
+			c.set(fWriting)
 			c.mu.Unlock()
 			if cap(base) < len(bufs) {
 				base = make(net.Buffers, len(bufs))
@@ -206,10 +209,10 @@ func (c *Conn) flushLoop() {
 			clear(base[:len(bufs)])
 			clear(bufs)
 			c.mu.Lock()
-			c.writing = false
-			if c.closed {
+			c.clear(fWriting)
+			if c.has(fClosed) {
 				c.q.Reset()
-				c.flushing = false
+				c.clear(fFlushing)
 				c.ext.flusherUp = false
 				c.mu.Unlock()
 				return

@@ -195,7 +195,7 @@ func (c *Conn) deliverTLS(in []byte) {
 	if len(in) == 0 {
 		return
 	}
-	l := c.tls
+	l := c.tls()
 	l.mu.Lock()
 	if l.shut {
 		l.mu.Unlock()
@@ -304,12 +304,12 @@ func (l *tlsLayer) handshake() {
 // reports false if the connection was closed locally.
 func (c *Conn) openTLS() bool {
 	c.mu.Lock()
-	if c.closed && !c.tlsLateLocked() {
+	if c.has(fClosed) && !c.tlsLateLocked() {
 		c.mu.Unlock()
 		return false
 	}
-	c.opened = true
-	c.dispatching = true
+	c.set(fOpened)
+	c.set(fDispatching)
 	c.mu.Unlock()
 	c.dispatch(nil, false, true)
 	return true
@@ -545,16 +545,16 @@ func (l *tlsLayer) Read(p []byte) (int, error) {
 func (l *tlsLayer) Write(p []byte) (int, error) {
 	c := l.c
 	c.mu.Lock()
-	if c.closed {
+	if c.has(fClosed) {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
 	_ = l.out.Append(p, nil, true)
-	if !c.opened && l.tc != nil {
+	if !c.has(fOpened) && l.tc != nil {
 		l.hsw = append(l.hsw, p...) // the handshake's records, for takeover
 	}
-	if !c.opened && !c.flushing {
-		c.flushing = true
+	if !c.has(fOpened) && !c.has(fFlushing) {
+		c.set(fFlushing)
 		c.directFlushLocked()
 		return len(p), nil
 	}
@@ -578,18 +578,18 @@ func (l *tlsLayer) SetWriteDeadline(time.Time) error { return nil }
 // decrypted after the close was seen (a plain connection's input never
 // trails its close), for as long as OnClose is not due.
 func (c *Conn) tlsLateLocked() bool {
-	return c.tls != nil && c.peerClosed && !c.finished
+	return c.tls() != nil && c.has(fPeerClosed) && !c.has(fFinished)
 }
 
 // tlsBusyLocked reports whether a goroutine is decrypting c's input, which
 // holds OnClose back until that input has been given to OnData.
 func (c *Conn) tlsBusyLocked() bool {
-	if c.tls == nil {
+	if c.tls() == nil {
 		return false
 	}
-	c.tls.mu.Lock()
-	busy := c.tls.busy
-	c.tls.mu.Unlock()
+	c.tls().mu.Lock()
+	busy := c.tls().busy
+	c.tls().mu.Unlock()
 	return busy
 }
 
@@ -607,8 +607,8 @@ func (c *Conn) tlsIdle() {
 // outLenLocked is what is queued and unwritten: plaintext, and records.
 func (c *Conn) outLenLocked() int {
 	n := c.q.Len()
-	if c.tls != nil {
-		n += c.tls.out.Len()
+	if c.tls() != nil {
+		n += c.tls().out.Len()
 	}
 	return n
 }
@@ -626,8 +626,8 @@ func (c *Conn) tlsAdmitLocked(size int, force bool) bool {
 // overhead, so that the outbound limit counts what the handler queued).
 func (c *Conn) bufferedLocked() int {
 	n := c.q.Len()
-	if c.tls != nil {
-		n += min(c.tls.out.Len(), c.tls.outPlain)
+	if c.tls() != nil {
+		n += min(c.tls().out.Len(), c.tls().outPlain)
 	}
 	return n
 }
@@ -635,9 +635,9 @@ func (c *Conn) bufferedLocked() int {
 // resetOutLocked drops everything queued.
 func (c *Conn) resetOutLocked() {
 	c.q.Reset()
-	if c.tls != nil {
-		c.tls.out.Reset()
-		c.tls.outPlain = 0
+	if c.tls() != nil {
+		c.tls().out.Reset()
+		c.tls().outPlain = 0
 	}
 }
 
@@ -646,12 +646,12 @@ func (c *Conn) resetOutLocked() {
 // which case it has flushed and released c.mu. Called with c.mu held and
 // the queue empty.
 func (c *Conn) tlsNotifyLocked() bool {
-	l := c.tls
-	if l == nil || l.notify || !c.opened {
+	l := c.tls()
+	if l == nil || l.notify || !c.has(fOpened) {
 		return false
 	}
 	l.notify = true
-	c.flushing = true
+	c.set(fFlushing)
 	c.mu.Unlock()
 	if l.r != nil {
 		l.sendAlert13(alertCloseNotify)
@@ -671,7 +671,7 @@ func (c *Conn) tlsNotifyLocked() bool {
 // the TCP half-close that follows keeps it writable.
 func (c *Conn) tlsInputEnded(err error) {
 	c.mu.Lock()
-	first := !c.closed && !(err == io.EOF && c.holdEOF)
+	first := !c.has(fClosed) && !(err == io.EOF && c.has(fHoldEOF))
 	if first && err != io.EOF {
 		c.writeAlertLocked()
 	}

@@ -851,7 +851,7 @@ func (l *tlsLayer) decrypt13(in []byte) {
 func (l *tlsLayer) appendOut(p []byte) error {
 	c := l.c
 	c.mu.Lock()
-	if c.closed {
+	if c.has(fClosed) {
 		c.mu.Unlock()
 		return net.ErrClosed
 	}

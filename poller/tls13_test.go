@@ -25,9 +25,9 @@ import (
 // tookOver reports whether the record layer serves c (the TLS 1.3
 // takeover) rather than crypto/tls.
 func tookOver(c *Conn) bool {
-	c.tls.mu.Lock()
-	defer c.tls.mu.Unlock()
-	return c.tls.state == tlsOpen13 && c.tls.tc == nil && c.tls.r != nil
+	c.tls().mu.Lock()
+	defer c.tls().mu.Unlock()
+	return c.tls().state == tlsOpen13 && c.tls().tc == nil && c.tls().r != nil
 }
 
 // openConns is a testHandler that echoes and sends each opened Conn to
@@ -132,7 +132,7 @@ func TestTLS13Fallback(t *testing.T) {
 	defer c.Close()
 	sc := recvConn(t, conns)
 	echoRound(t, c, pattern(40<<10, 1), 40<<10)
-	if tookOver(sc) || sc.tls.tc == nil {
+	if tookOver(sc) || sc.tls().tc == nil {
 		t.Fatal("TLS 1.2 was taken over")
 	}
 }
@@ -186,7 +186,7 @@ func TestTLS13ClientCert(t *testing.T) {
 	if !tookOver(sc) {
 		t.Fatal("not taken over")
 	}
-	r := sc.tls.r
+	r := sc.tls().r
 	r.wmu.Lock()
 	seq := r.wr.seq
 	r.wmu.Unlock()
@@ -583,7 +583,7 @@ func TestTLS13SeqLimits(t *testing.T) {
 	sc := recvConn(t, conns)
 	c.send([]byte("a"))
 	c.recv(1)
-	r := sc.tls.r
+	r := sc.tls().r
 	r.wmu.Lock()
 	r.wr.seq = rekeyAfter
 	r.wmu.Unlock()
@@ -613,7 +613,7 @@ func TestTLS13IdleRelease(t *testing.T) {
 	defer c.Close()
 	sc := recvConn(t, conns)
 	echoRound(t, c, pattern(100, 1), 100)
-	l := sc.tls
+	l := sc.tls()
 	released := func() bool {
 		l.mu.Lock()
 		rd := !l.busy && l.r.rd.aead == nil
@@ -732,7 +732,7 @@ func TestTLS13OpenSSL(t *testing.T) {
 					t.Fatalf("line %d: echo %q", i, got)
 				}
 			}
-			if took := tookOver(sc); took != (tc.keyLen != 0) || took && sc.tls.r.keyLen != tc.keyLen {
+			if took := tookOver(sc); took != (tc.keyLen != 0) || took && sc.tls().r.keyLen != tc.keyLen {
 				t.Fatalf("taken over: %v", took)
 			}
 			stdin.Close()

@@ -95,7 +95,7 @@ func (c *Connection) queuePrepared(m *PreparedMessage) error {
 		return c.closedError()
 	}
 	n := len(m.payload)
-	if c.v2 && m.op == frame.OpBinary {
+	if c.v2() && m.op == frame.OpBinary {
 		m = m.enveloped()
 	}
 	var err error
@@ -104,7 +104,7 @@ func (c *Connection) queuePrepared(m *PreparedMessage) error {
 	case State(c.state.Load()) != StateOpen:
 		c.sendMu.Unlock()
 		return c.closedError()
-	case !c.deflate || !c.p.shouldCompress(len(m.payload)):
+	case !c.deflate() || !c.p.shouldCompress(len(m.payload)):
 		err = c.pc.WriteShared(m.plain, false)
 	case c.zstate().fullWindow && m.compressedFrame() != nil:
 		// The broadcast was compressed once, without context: valid for

@@ -46,53 +46,85 @@ func (s State) String() string {
 // data-carrying callbacks for one connection (OnOpen, then OnMessage in
 // order, then OnClose) are never run concurrently with each other.
 type Connection struct {
-	// An idle connection costs what this struct holds: what most
+	// An idle connection costs what this struct holds, its poller.Conn
+	// included: 256 bytes in one allocation (see connOf). What most
 	// connections never need is made on first use (rare, z, pending,
-	// topics, ...). Fields are ordered to leave no padding.
+	// topics, ...); flags guarded alike share a word. Fields are ordered to
+	// leave no padding.
+	pc   poller.Conn // the connection in the poller (one allocation with c: see connOf)
 	p    *Provider
-	pc   *poller.Conn
 	uid  [16]byte                 // the id (a UUID v4), set when the upgrade completes; zero before
 	rare atomic.Pointer[connRare] // made on first use
 
 	state atomic.Uint32
-	hb    atomic.Uint32 // heartbeat flags: hbAwaiting, hbKilled
+	hb    atomic.Uint32 // flags hbAwaiting, hbKilled, hbPaused, hbDirect, hbFailed; the heartbeat's strikes from bit strikeShift
 
 	// Read side: touched only by the goroutine running OnData for this
 	// connection (the poller never runs two at once for one connection).
-	partLeft   int32   // payload bytes still to come of a frame taken in pieces; 0: none (frames are under 2 GiB: maxFrameSize)
-	partOff    int32   // payload bytes of it taken so far (the mask offset)
-	partMask   [4]byte // its masking key
-	partMasked bool
-	peerClosed bool // the peer's close frame was received: input is discarded
-	failed     bool // the connection was failed (RFC 6455 §7.1.7): input is discarded
-	deflate    bool // permessage-deflate negotiated (set before the connection opens)
-	asm        frame.Assembler
-	msg        *msgBuf // the message being assembled (pooled), charged to the budget
+	partLeft int32   // payload bytes still to come of a frame taken in pieces; 0: none (frames are under 2 GiB: maxFrameSize)
+	partMask [4]byte // its masking key, rotated to apply from the next piece's first byte; zero for an unmasked frame
+	asm      frame.Assembler
+	msg      *msgBuf // the message being assembled (pooled), charged to the budget
 
 	// Write side.
 	sendMu sync.Mutex // orders the open check and queueing of a message against the close frame (and compress+queue)
 
+	// Handler queue (dispatch.go), under hMu.
+	hMu     sync.Mutex
+	hBytes  uint32 // bytes queued and not yet handled (at most MaxHandlerQueue, 1 GiB, plus a message, 1 GiB)
+	hf      uint8  // hfScheduled, hfOpen, hfClose, hfDone, hfBatch
+	hAction uint8  // a read-side action due after the queued messages
+	rf      uint8  // (read side, not under hMu) rfPeerClosed, rfFailed
+	cf      uint8  // (not under hMu) cDeflate, cV2: set before the connection opens
+
 	// Heartbeat: the timer goroutine and the read side (and hb above).
 	lastPing atomic.Int64 // unix nanoseconds of the last answer (pong)
-	strikes  atomic.Int32 // intervals without an answer
 
-	// Handler queue (dispatch.go), under hMu.
-	hPaused      atomic.Bool // input is not taken: hBytes went over MaxHandlerQueue
-	hDirect      atomic.Bool // a handler worker handles the last queued message: a send flushes on that goroutine
-	hMu          sync.Mutex
-	hScheduled   bool        // on the run queue, or a worker runs it
-	hOpen        bool        // OnOpen is due
-	hClose       bool        // OnClose is due (after the queued messages)
-	hDone        bool        // OnClose has run
-	hFailed      bool        // deliver failed the connection (handler workers only)
-	hAction      uint8       // a read-side action due after the queued messages
-	v2           bool        // (not under hMu) subprotocol network-cluster.v2: binary frames carry an envelope; set before the connection opens
-	hBatch       bool        // the read side is parsing a batch of input: it kicks the handlers once, at the end
-	hHead, hTail *msgBuf     // queued messages
-	hBytes       int         // bytes queued and not yet handled
-	runNext      *Connection // the Provider's run queue, under Provider.hpMu
+	hTail   *msgBuf     // under hMu: the queued messages, a circular list (hTail.next is the first)
+	runNext *Connection // the Provider's run queue, under Provider.hpMu
 
 	deadline atomic.Int64 // unix ns: handshake or closing deadline; 0 none
+}
+
+// Connection.hf's flags, under hMu.
+const (
+	hfScheduled = 1 << iota // on the run queue, or a worker runs it
+	hfOpen                  // OnOpen is due
+	hfClose                 // OnClose is due (after the queued messages)
+	hfDone                  // OnClose has run
+	hfBatch                 // the read side is parsing a batch of input: it kicks the handlers once, at the end
+)
+
+// Connection.rf's flags, the read side's.
+const (
+	rfPeerClosed = 1 << iota // the peer's close frame was received: input is discarded
+	rfFailed                 // the connection was failed (RFC 6455 §7.1.7): input is discarded
+)
+
+// Connection.cf's flags, set before the connection opens.
+const (
+	cDeflate = 1 << iota // permessage-deflate negotiated
+	cV2                  // subprotocol network-cluster.v2: binary frames carry an envelope
+)
+
+// deflate reports whether permessage-deflate was negotiated.
+func (c *Connection) deflate() bool { return c.cf&cDeflate != 0 }
+
+// v2 reports whether the subprotocol is network-cluster.v2.
+func (c *Connection) v2() bool { return c.cf&cV2 != 0 }
+
+// strikes returns the heartbeat's strikes.
+func (c *Connection) strikes() int32 { return int32(c.hb.Load() >> strikeShift) }
+
+// setDirect sets or clears hbDirect; only the handler worker running c
+// changes it, so it is read first to skip a write that changes nothing.
+func (c *Connection) setDirect(on bool) {
+	switch set := c.hb.Load()&hbDirect != 0; {
+	case on && !set:
+		c.hb.Or(hbDirect)
+	case !on && set:
+		c.hb.And(^uint32(hbDirect))
+	}
 }
 
 // connRare is the state few connections need, or need only at the end.
@@ -114,10 +146,17 @@ type connRare struct {
 	authed   atomic.Pointer[handshake] // an upgrade the auth handler accepted, for OnData to open
 }
 
-// Connection.hb's flags.
+// Connection.hb's flags; the strikes take the bits from strikeShift on.
 const (
 	hbAwaiting = 1 << iota // a ping was sent and not answered
 	hbKilled               // the heartbeat closed it (counted once)
+	hbPaused               // input is not taken: hBytes went over MaxHandlerQueue
+	hbDirect               // a handler worker handles the last queued message: a send flushes on that goroutine
+	hbFailed               // deliver failed the connection (handler workers only)
+
+	strikeShift = 8
+	hbFlags     = 1<<strikeShift - 1
+	maxStrikes  = 1<<(32-strikeShift) - 1 // what the strikes' bits hold: MaxStrikes above it act as it
 )
 
 // zstate returns the permessage-deflate state of a connection that
@@ -232,7 +271,7 @@ func (c *Connection) LastPing() time.Time { return time.Unix(0, c.lastPing.Load(
 
 // Strikes returns how many heartbeat intervals in a row the connection has
 // let pass without answering.
-func (c *Connection) Strikes() int { return int(c.strikes.Load()) }
+func (c *Connection) Strikes() int { return int(c.strikes()) }
 
 // State returns the connection's current state.
 func (c *Connection) State() State { return State(c.state.Load()) }
@@ -242,7 +281,7 @@ func (c *Connection) State() State { return State(c.state.Load()) }
 func (c *Connection) Buffered() int { return c.pc.Buffered() }
 
 // Compressed reports whether permessage-deflate was negotiated.
-func (c *Connection) Compressed() bool { return c.deflate }
+func (c *Connection) Compressed() bool { return c.deflate() }
 
 // SetValue attaches an application value to the connection; Value returns
 // it. Safe for concurrent use; v must always be of the same concrete type.
@@ -407,7 +446,7 @@ func (c *Connection) send(op frame.Opcode, p []byte, mayCompress bool) error {
 	if op == frame.OpText && !frame.ValidUTF8(p) {
 		return ErrInvalidUTF8
 	}
-	if op == frame.OpBinary && c.v2 {
+	if op == frame.OpBinary && c.v2() {
 		return c.sendEnvelope(op, envPlain, p, mayCompress)
 	}
 	return c.sendEnvelope(op, nil, p, mayCompress)
@@ -429,7 +468,7 @@ func (c *Connection) sendEnvelope(op frame.Opcode, env, p []byte, mayCompress bo
 	case State(c.state.Load()) != StateOpen:
 		c.sendMu.Unlock()
 		return c.closedError()
-	case c.deflate && mayCompress && c.p.shouldCompress(n):
+	case c.deflate() && mayCompress && c.p.shouldCompress(n):
 		err = c.sendCompressed(op, env, p)
 	default:
 		var hb [frame.MaxHeaderSize + proto.MaxEnvelopeHeader + 3 + proto.MaxReason]byte
@@ -496,7 +535,7 @@ func (c *Connection) sendCompressed(op frame.Opcode, env, p []byte) error {
 func (c *Connection) afterWrite(err error, n int) error {
 	switch {
 	case err == nil:
-		if c.hDirect.Load() {
+		if c.hb.Load()&hbDirect != 0 {
 			// A reply from the handler of the last queued message: written
 			// by the handler's goroutine at once (without blocking: what
 			// the socket does not take waits for write readiness), not
@@ -618,7 +657,7 @@ func (c *Connection) closeStatus() (CloseCode, string) {
 // connection's handlers are busy, the close frame is sent once they have
 // run (so that their replies precede it).
 func (c *Connection) fail(err error) {
-	c.failed = true
+	c.rf |= rfFailed
 	c.releaseMsg() // nothing more is read
 	if c.deferAction(actFail, err) {
 		return
@@ -659,10 +698,10 @@ func (c *Connection) failNow(err error) {
 func (c *Connection) onFrames(in []byte) int {
 	pos := 0
 	for pos < len(in) {
-		if c.peerClosed || c.failed {
+		if c.rf != 0 {
 			return len(in) // nothing more is read after a close or a failure
 		}
-		if c.hPaused.Load() {
+		if c.hb.Load()&hbPaused != 0 {
 			// The handlers are behind: the rest waits in the poller
 			// (Options.MaxHandlerQueue) until they catch up and wake us.
 			return pos
@@ -680,7 +719,7 @@ func (c *Connection) onFrames(in []byte) int {
 			}
 			continue
 		}
-		h, n, need, err := frame.ParseHeader(in[pos:], c.p.parse[b2i(c.deflate)])
+		h, n, need, err := frame.ParseHeader(in[pos:], c.p.parse[b2i(c.deflate())])
 		if err != nil {
 			c.fail(err)
 			return len(in)
@@ -726,7 +765,10 @@ func (c *Connection) frameStart(h frame.Header) error {
 	if err := c.asm.Begin(h); err != nil {
 		return err
 	}
-	c.partLeft, c.partOff, c.partMask, c.partMasked = int32(h.Length), 0, h.Mask, h.Masked
+	c.partLeft, c.partMask = int32(h.Length), h.Mask
+	if !h.Masked {
+		c.partMask = [4]byte{} // masking with a zero key changes nothing
+	}
 	if State(c.state.Load()) == StateOpen {
 		// Room for the whole frame at once, so that the buffer is not
 		// regrown (and copied) piece by piece.
@@ -737,10 +779,11 @@ func (c *Connection) frameStart(h frame.Header) error {
 
 // framePart takes the next piece of the payload of the frame in progress.
 func (c *Connection) framePart(p []byte) error {
-	if c.partMasked {
-		frame.Mask(p, c.partMask, int(c.partOff))
+	if m := c.partMask; m != ([4]byte{}) {
+		// The key rotated to apply from the next piece's first byte.
+		k := frame.Mask(p, m, 0)
+		c.partMask = [4]byte{m[k], m[(k+1)&3], m[(k+2)&3], m[(k+3)&3]}
 	}
-	c.partOff += int32(len(p))
 	c.partLeft -= int32(len(p))
 	if err := c.asm.Payload(p); err != nil {
 		return err
@@ -830,7 +873,7 @@ func (c *Connection) received(op frame.Opcode, data []byte, m *msgBuf) error {
 		c.freeMsg(m)
 		return nil
 	}
-	if op == frame.OpBinary && c.v2 && len(data) > 0 {
+	if op == frame.OpBinary && c.v2() && len(data) > 0 {
 		if k := data[0] & 0x0f; k == proto.KindReply || k == proto.KindError {
 			// A reply to one of our requests only wakes its caller: handed
 			// on here, so that a handler waiting for it (on this very
@@ -927,7 +970,7 @@ func (c *Connection) deliver(op frame.Opcode, data []byte) error {
 		c.answered()
 		return nil
 	}
-	if op == frame.OpBinary && c.v2 {
+	if op == frame.OpBinary && c.v2() {
 		return c.onEnvelope(data)
 	}
 	c.deliverMessage(Message{Binary: op == frame.OpBinary, Data: data})
@@ -962,7 +1005,7 @@ func (c *Connection) onControl(op frame.Opcode, payload []byte) error {
 		if err != nil {
 			return err
 		}
-		c.peerClosed = true
+		c.rf |= rfPeerClosed
 		c.releaseMsg() // nothing more is read
 		if c.deferPeerClose(code, reason) {
 			return nil
@@ -994,8 +1037,7 @@ func (c *Connection) peerCloseNow(code CloseCode, reason string) {
 
 // answered records a heartbeat answer.
 func (c *Connection) answered() {
-	c.hb.And(^uint32(hbAwaiting))
-	c.strikes.Store(0)
+	c.hb.And(hbFlags &^ hbAwaiting) // and no strikes
 	c.lastPing.Store(time.Now().UnixNano())
 }
 

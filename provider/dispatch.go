@@ -172,16 +172,18 @@ func (p *Provider) stopHandlers() {
 func (c *Connection) runHandlers() {
 	p := c.p
 	c.hMu.Lock()
-	open := c.hOpen
-	c.hOpen = false
-	segs := c.hHead
-	c.hHead, c.hTail = nil, nil
+	open := c.hf&hfOpen != 0
+	c.hf &^= hfOpen
+	var segs *msgBuf
+	if t := c.hTail; t != nil {
+		segs, t.next, c.hTail = t.next, nil, nil // the first; the circle opened
+	}
 	var act uint8
 	if segs == nil {
 		act = c.hAction // after the messages received before it
 		c.hAction = 0
 	}
-	closing := !open && segs == nil && act == 0 && c.hClose
+	closing := !open && segs == nil && act == 0 && c.hf&hfClose != 0
 	c.hMu.Unlock()
 
 	if open {
@@ -198,25 +200,25 @@ func (c *Connection) runHandlers() {
 		// The ones before it leave their replies to a flusher, which takes
 		// those of the messages after them along in one write.
 		if s.whole {
-			c.hDirect.Store(segs == nil)
+			c.setDirect(segs == nil)
 			c.handle(s.op, s.b)
 		} else {
 			for b := s.b; len(b) >= recHeader; {
 				n := int(binary.LittleEndian.Uint32(b[1:recHeader]))
 				rest := b[recHeader+n:]
-				c.hDirect.Store(segs == nil && len(rest) < recHeader)
+				c.setDirect(segs == nil && len(rest) < recHeader)
 				c.handle(frame.Opcode(b[0]), b[recHeader:recHeader+n])
 				b = rest
 			}
 		}
-		c.hDirect.Store(false)
+		c.setDirect(false)
 		p.uncharge(s.charged)
 		c.hMu.Lock()
 		resume := c.handledLocked(s.queued)
 		c.hMu.Unlock()
 		if resume {
-			c.strikes.Store(0) // not judged while its input was left unread
-			c.pc.Wake()        // OnData takes the input it left
+			c.hb.And(hbFlags) // not judged while its input was left unread
+			c.pc.Wake()       // OnData takes the input it left
 		}
 		freeMsgBuf(s)
 	}
@@ -236,26 +238,26 @@ func (c *Connection) runHandlers() {
 
 	c.hMu.Lock()
 	if closing {
-		c.hClose = false
-		c.hDone = true
+		c.hf &^= hfClose
+		c.hf |= hfDone
 	}
-	if c.hHead != nil || c.hOpen || c.hClose || c.hAction != 0 {
+	if c.hTail != nil || c.hf&(hfOpen|hfClose) != 0 || c.hAction != 0 {
 		c.hMu.Unlock()
 		p.schedule(c)
 		return
 	}
-	c.hScheduled = false
+	c.hf &^= hfScheduled
 	c.hMu.Unlock()
 }
 
 // handle delivers a queued message, unless an earlier one failed the
 // connection (the rest, which came after the violation, is dropped).
 func (c *Connection) handle(op frame.Opcode, data []byte) {
-	if c.hFailed {
+	if c.hb.Load()&hbFailed != 0 {
 		return
 	}
 	if err := c.deliver(op, data); err != nil {
-		c.hFailed = true
+		c.hb.Or(hbFailed)
 		c.failNow(err)
 	}
 }
@@ -264,11 +266,11 @@ func (c *Connection) handle(op frame.Opcode, data []byte) {
 // is parsing a batch (it kicks at the end); called with c.hMu held, it
 // returns with it released.
 func (c *Connection) kickLocked() {
-	if c.hScheduled || c.hBatch {
+	if c.hf&(hfScheduled|hfBatch) != 0 {
 		c.hMu.Unlock()
 		return
 	}
-	c.hScheduled = true
+	c.hf |= hfScheduled
 	c.hMu.Unlock()
 	c.p.schedule(c)
 }
@@ -279,12 +281,12 @@ func (c *Connection) kickLocked() {
 // replies to one read into several writes).
 func (c *Connection) onFramesBatch(in []byte) int {
 	c.hMu.Lock()
-	c.hBatch = true
+	c.hf |= hfBatch
 	c.hMu.Unlock()
 	n := c.onFrames(in)
 	c.hMu.Lock()
-	c.hBatch = false
-	if c.hHead == nil && !c.hOpen && !c.hClose && c.hAction == 0 {
+	c.hf &^= hfBatch
+	if c.hTail == nil && c.hf&(hfOpen|hfClose) == 0 && c.hAction == 0 {
 		c.hMu.Unlock()
 		return n
 	}
@@ -305,7 +307,7 @@ const (
 // queued.
 func (c *Connection) deferAction(act uint8, err error) bool {
 	c.hMu.Lock()
-	if c.hHead == nil && !c.hScheduled {
+	if c.hTail == nil && c.hf&hfScheduled == 0 {
 		c.hMu.Unlock()
 		return false
 	}
@@ -319,7 +321,7 @@ func (c *Connection) deferAction(act uint8, err error) bool {
 // reason is copied.
 func (c *Connection) deferPeerClose(code CloseCode, reason []byte) bool {
 	c.hMu.Lock()
-	if c.hHead == nil && !c.hScheduled {
+	if c.hTail == nil && c.hf&hfScheduled == 0 {
 		c.hMu.Unlock()
 		return false
 	}
@@ -335,7 +337,7 @@ func (c *Connection) queueOpen() {
 		return
 	}
 	c.hMu.Lock()
-	c.hOpen = true
+	c.hf |= hfOpen
 	c.kickLocked()
 }
 
@@ -343,12 +345,12 @@ func (c *Connection) queueOpen() {
 // once every message received before it has been handled.
 func (c *Connection) queueClosed(code CloseCode, reason string) {
 	c.hMu.Lock()
-	if c.hDone || c.hClose {
+	if c.hf&(hfDone|hfClose) != 0 {
 		c.hMu.Unlock()
 		return
 	}
 	c.recordClose(code, reason) // closeStatus gives it to OnClose
-	c.hClose = true
+	c.hf |= hfClose
 	c.kickLocked()
 }
 
@@ -396,9 +398,9 @@ func (c *Connection) queueMove(op frame.Opcode, m *msgBuf) error {
 // MaxHandlerQueue, the read side stops taking input from the connection
 // (onFrames) until the handlers have caught up with half of it.
 func (c *Connection) addQueuedLocked(n int) {
-	c.hBytes += n
-	if c.hBytes > c.p.o.MaxHandlerQueue && !c.hPaused.Load() {
-		c.hPaused.Store(true)
+	c.hBytes += uint32(n)
+	if int(c.hBytes) > c.p.o.MaxHandlerQueue && c.hb.Load()&hbPaused == 0 {
+		c.hb.Or(hbPaused)
 		c.p.stats.readPauses.Add(1)
 	}
 }
@@ -406,19 +408,21 @@ func (c *Connection) addQueuedLocked(n int) {
 // handledLocked counts n queued bytes as handled, and reports whether
 // reading resumes.
 func (c *Connection) handledLocked(n int) bool {
-	c.hBytes -= n
-	if c.hPaused.Load() && c.hBytes <= c.p.o.MaxHandlerQueue/2 {
-		c.hPaused.Store(false)
+	c.hBytes -= uint32(n)
+	if c.hb.Load()&hbPaused != 0 && int(c.hBytes) <= c.p.o.MaxHandlerQueue/2 {
+		c.hb.And(^uint32(hbPaused))
 		return true
 	}
 	return false
 }
 
+// appendSegLocked queues s last; the queue is a circular list, whose
+// last element leads to the first.
 func (c *Connection) appendSegLocked(s *msgBuf) {
-	if c.hTail == nil {
-		c.hHead = s
+	if t := c.hTail; t == nil {
+		s.next = s
 	} else {
-		c.hTail.next = s
+		s.next, t.next = t.next, s
 	}
 	c.hTail = s
 }

@@ -117,11 +117,7 @@ func (p *Provider) mountPoller() (*poller.Poller, error) {
 	if p.pl != nil {
 		return p.pl, nil
 	}
-	pl, err := poller.New(handler{p}, poller.Options{
-		Loops:      p.o.PollLoops,
-		MaxPending: p.o.MaxHandshakeSize,
-		Logger:     p.o.Logger,
-	})
+	pl, err := poller.New(handler{p}, p.pollerOptions())
 	if err != nil {
 		return nil, fmt.Errorf("provider: starting for Handler: %w", err)
 	}

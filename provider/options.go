@@ -33,6 +33,7 @@ const (
 	DefaultMemoryBudget          = 256 << 20
 	minHeartbeatInterval         = 10 * time.Millisecond
 	maxMaxPayloadLength          = 1 << 30
+	maxMaxHandlerQueue           = 1 << 30
 	handshakeTimerResolutionStep = 100 * time.Millisecond
 )
 
@@ -241,7 +242,8 @@ type Options struct {
 	// beyond that meanwhile is closed) until the handlers have caught up
 	// with half of it, and its heartbeat is not judged meanwhile (its
 	// answers wait in that input); Stats.ReadPauses counts the pauses.
-	// Default 4 MiB (DefaultMaxHandlerQueue).
+	// Default 4 MiB (DefaultMaxHandlerQueue); a value above 1 GiB acts as
+	// 1 GiB.
 	MaxHandlerQueue int
 	// MemoryBudget bounds, for the whole Provider, the bytes of received
 	// messages held in memory: frames being assembled, messages being
@@ -431,6 +433,8 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxHandlerQueue = DefaultMaxHandlerQueue
 	case o.MaxHandlerQueue < 0:
 		return bad("max handler queue %d", o.MaxHandlerQueue)
+	case o.MaxHandlerQueue > maxMaxHandlerQueue:
+		o.MaxHandlerQueue = maxMaxHandlerQueue // Connection.hBytes holds it and a message
 	}
 	switch {
 	case o.MemoryBudget == 0:

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 
@@ -149,11 +150,7 @@ func (p *Provider) Start() error {
 	if !p.started.CompareAndSwap(false, true) {
 		return ErrAlreadyStarted
 	}
-	po := poller.Options{
-		Loops:      p.o.PollLoops,
-		MaxPending: p.o.MaxHandshakeSize,
-		Logger:     p.o.Logger,
-	}
+	po := p.pollerOptions()
 	var err error
 	if p.tlsConfig != nil {
 		po.TLS = p.tlsConfig
@@ -345,10 +342,32 @@ func (p *Provider) shouldCompress(n int) bool {
 
 type handler struct{ p *Provider }
 
+// pollerOptions are the options of the Provider's pollers: each
+// connection's poller.Conn is a field of its Connection (see connOf).
+func (p *Provider) pollerOptions() poller.Options {
+	return poller.Options{
+		Loops:      p.o.PollLoops,
+		MaxPending: p.o.MaxHandshakeSize,
+		Logger:     p.o.Logger,
+		NewConn: func() *poller.Conn {
+			c := &Connection{p: p}
+			return &c.pc
+		},
+	}
+}
+
+// connOf returns the Connection whose field pc is *pc. Every poller.Conn
+// the handler is given is one (pollerOptions' NewConn makes them), so the
+// pointer arithmetic stays inside the Connection's allocation, as the
+// unsafe package's rule (3) requires of a conversion from uintptr back to
+// a pointer; the conversion and the arithmetic are one expression.
+func connOf(pc *poller.Conn) *Connection {
+	return (*Connection)(unsafe.Pointer(uintptr(unsafe.Pointer(pc)) - unsafe.Offsetof(Connection{}.pc)))
+}
+
 func (h handler) OnOpen(pc *poller.Conn) {
 	p := h.p
-	c := &Connection{p: p, pc: pc}
-	pc.SetContext(c)
+	c := connOf(pc)
 	if p.closing.Load() {
 		_ = pc.Write(respUnavailable, nil, true)
 		pc.CloseAfterFlush(p.o.CloseTimeout)
@@ -358,10 +377,7 @@ func (h handler) OnOpen(pc *poller.Conn) {
 }
 
 func (h handler) OnData(pc *poller.Conn, in []byte) int {
-	c, _ := pc.Context().(*Connection)
-	if c == nil {
-		return len(in)
-	}
+	c := connOf(pc)
 	switch State(c.state.Load()) {
 	case StateHandshake:
 		switch c.deadline.Load() {
@@ -394,17 +410,14 @@ func (h handler) OnData(pc *poller.Conn, in []byte) int {
 
 func (h handler) OnClose(pc *poller.Conn, err error) {
 	p := h.p
-	c, _ := pc.Context().(*Connection)
-	if c == nil {
-		return
-	}
+	c := connOf(pc)
 	prev := State(c.state.Swap(uint32(StateClosed)))
 	if f := p.o.OnStateChange; f != nil {
 		f(c, StateClosed)
 	}
 	p.disarmDeadline(c)
 	c.releaseMsg()
-	if c.deflate {
+	if c.deflate() {
 		z := c.zstate()
 		z.inflater.Release()
 		c.sendMu.Lock()
@@ -583,8 +596,10 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		// Kept as the query string, parsed again on first use.
 		c.rareState().query = hs.rawQuery
 	}
-	c.v2 = hs.v2
-	if c.v2 && hs.session != "" {
+	if hs.v2 {
+		c.cf |= cV2
+	}
+	if c.v2() && hs.session != "" {
 		p.attachSession(c, hs.session)
 	}
 	c.lastPing.Store(time.Now().UnixNano())
@@ -600,12 +615,13 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 			z.deflater = compress.NewCompressor(cfg)
 			z.zcontext = cfg.CompressContextTakeover
 		}
-		c.rareState().z, c.deflate = z, true
+		c.rareState().z = z
+		c.cf |= cDeflate
 	}
-	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate)))
+	c.asm.SetMaxPayload(int64(p.maxFrameSize(c.deflate())))
 	// Data frames are taken as their payload arrives (onFrames): the poller
 	// carries over at most a frame header or a control frame.
-	c.pc.SetMaxPending(p.o.MaxHandlerQueue + p.maxFrameSize(c.deflate) + maxCarried)
+	c.pc.SetMaxPending(p.o.MaxHandlerQueue + p.maxFrameSize(c.deflate()) + maxCarried)
 	c.pc.SetMaxBuffered(p.o.MaxBackpressure)
 	if p.announce != nil {
 		_ = c.pc.WriteShared(p.announce, true)
@@ -619,7 +635,7 @@ func (p *Provider) finishHandshake(c *Connection, hs *handshake, ok bool) bool {
 		c.closeWith(frame.CloseGoingAway, "provider shutting down")
 	}
 	p.queuesOpened(c)
-	if !c.deflate {
+	if !c.deflate() {
 		// The read side never blocks (user handlers run on the handler
 		// pool), so the poller may run it on its poll loop, saving a
 		// hand-off per read. Inflating a large message is left to workers.
@@ -799,9 +815,9 @@ func (p *Provider) heartbeat() {
 	snap := getSnapshot()
 	defer putSnapshot(snap)
 	*snap = p.snapshotConns(*snap)
-	max := int32(p.o.Heartbeat.MaxStrikes)
+	max := int32(min(p.o.Heartbeat.MaxStrikes, maxStrikes))
 	for _, c := range *snap {
-		if State(c.state.Load()) != StateOpen || c.hPaused.Load() {
+		if State(c.state.Load()) != StateOpen || c.hb.Load()&hbPaused != 0 {
 			// Paused: its answers wait, unread, behind input its handlers
 			// have yet to catch up with; the peer is not at fault.
 			continue
@@ -812,8 +828,8 @@ func (p *Provider) heartbeat() {
 			if c.pc.WriteShared(p.pingFrame, true) == nil {
 				c.pc.Flush()
 			}
-		case c.strikes.Load() < max:
-			c.strikes.Add(1)
+		case c.strikes() < max:
+			c.hb.Add(1 << strikeShift)
 		case c.hb.Or(hbKilled)&hbKilled != 0:
 			// Killed at an earlier tick and still closing: counted once.
 		default:

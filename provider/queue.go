@@ -738,7 +738,7 @@ func (q *Queue) addWorker(c *Connection) {
 // that closes after this check is removed by the close hook, which runs
 // after its state changed.
 func (q *Queue) addWorkerLocked(c *Connection) {
-	if q.detached || !c.v2 || State(c.state.Load()) != StateOpen || q.workers[c] != nil {
+	if q.detached || !c.v2() || State(c.state.Load()) != StateOpen || q.workers[c] != nil {
 		return
 	}
 	w := &qworker{c: c, idx: len(q.list)}
@@ -809,7 +809,7 @@ func (r *queueRegistry) load() []*Queue {
 
 // queuesOpened runs once c is open and OnOpen has returned.
 func (p *Provider) queuesOpened(c *Connection) {
-	if !c.v2 {
+	if !c.v2() {
 		return
 	}
 	for _, q := range p.queues.load() {
@@ -821,7 +821,7 @@ func (p *Provider) queuesOpened(c *Connection) {
 
 // queuesClosed runs when c has closed (its requests have failed).
 func (p *Provider) queuesClosed(c *Connection) {
-	if !c.v2 {
+	if !c.v2() {
 		return
 	}
 	for _, q := range p.queues.load() {
@@ -832,7 +832,7 @@ func (p *Provider) queuesClosed(c *Connection) {
 // queuesTopic runs when c subscribes to (sub) or unsubscribes from topic,
 // under topicMu.
 func (p *Provider) queuesTopic(c *Connection, topic string, sub bool) {
-	if !c.v2 {
+	if !c.v2() {
 		return
 	}
 	for _, q := range p.queues.load() {

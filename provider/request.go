@@ -191,7 +191,7 @@ func (r *Request) answer(env, data []byte) error {
 // SupportsRequests reports whether the connection negotiated the request
 // protocol (subprotocol "network-cluster.v2"): only then do Request,
 // OnRequest and replies work on it.
-func (c *Connection) SupportsRequests() bool { return c.v2 }
+func (c *Connection) SupportsRequests() bool { return c.v2() }
 
 // Request sends data to the Consumer (text must be UTF-8; data is not
 // retained) and waits for its reply. The outcome is exactly one of:
@@ -220,7 +220,7 @@ func (c *Connection) Request(ctx context.Context, binary bool, data []byte) (Mes
 // no deadline) and a channel whose closing abandons the wait like ctx
 // (errQueueKilled; nil: none).
 func (c *Connection) request(ctx context.Context, binary bool, data []byte, flags byte, timeout time.Duration, stop <-chan struct{}) (Message, error) {
-	if !c.v2 {
+	if !c.v2() {
 		return Message{}, ErrNotSupported
 	}
 	if !binary {
