@@ -190,7 +190,9 @@ func newConn(p *Poller) *Conn {
 }
 
 // SetContext stores v, the caller's per-connection state; [Conn.Context]
-// returns it. Safe for concurrent use.
+// returns it. Safe for concurrent use. The first non-nil value costs an
+// allocation of the connection's rarely used state (80 bytes);
+// [Options.NewConn] keeps the handler's state with the Conn instead.
 func (c *Conn) SetContext(v any) {
 	c.mu.Lock()
 	if v != nil || c.ext != nil {

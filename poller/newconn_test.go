@@ -77,7 +77,7 @@ func TestNewConn(t *testing.T) {
 }
 
 // An idle connection's Conn stays at 120 bytes on 64-bit platforms (the
-// Provider's Connection, which embeds it, is sized to its 256-byte size
+// Provider's Connection, which embeds it, is sized to its 240-byte size
 // class with this in mind).
 func TestConnSize(t *testing.T) {
 	if unsafe.Sizeof(uintptr(0)) != 8 {

@@ -47,7 +47,7 @@ func (s State) String() string {
 // order, then OnClose) are never run concurrently with each other.
 type Connection struct {
 	// An idle connection costs what this struct holds, its poller.Conn
-	// included: 256 bytes in one allocation (see connOf). What most
+	// included: 240 bytes in one allocation (see connOf). What most
 	// connections never need is made on first use (rare, z, pending,
 	// topics, ...); flags guarded alike share a word. Fields are ordered to
 	// leave no padding.
@@ -80,10 +80,7 @@ type Connection struct {
 	// Heartbeat: the timer goroutine and the read side (and hb above).
 	lastPing atomic.Int64 // unix nanoseconds of the last answer (pong)
 
-	hTail   *msgBuf     // under hMu: the queued messages, a circular list (hTail.next is the first)
-	runNext *Connection // the Provider's run queue, under Provider.hpMu
-
-	deadline atomic.Int64 // unix ns: handshake or closing deadline; 0 none
+	hTail *msgBuf // under hMu: the queued messages, a circular list (hTail.next is the first)
 }
 
 // Connection.hf's flags, under hMu.

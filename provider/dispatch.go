@@ -42,12 +42,44 @@ type handlerPool struct {
 	work    func() // Provider.handlerWorker
 	max     int
 	running int
-	head    *Connection // run queue, linked through Connection.runNext
-	tail    *Connection
+	runq    runQueue
 	idle    []*hworker // parked workers, the most recently parked last
 	free    []*hworker // hworkers of exited workers, for reuse
 	tick    uint64     // timer ticks seen (reapHandlers)
 	stopped bool       // the Provider stopped: workers exit when idle
+}
+
+// runQueue is the connections waiting for a handler worker, first in first
+// out: a ring that grows (doubling) to the most connections ever waiting at
+// once, so that a connection costs nothing for it while not waiting, and
+// the queue allocates nothing once grown.
+type runQueue struct {
+	ring []*Connection // len(ring) is 0 or a power of two
+	head int           // index of the first
+	n    int           // connections waiting
+}
+
+func (q *runQueue) push(c *Connection) {
+	if q.n == len(q.ring) {
+		ring := make([]*Connection, max(16, 2*len(q.ring)))
+		k := copy(ring, q.ring[q.head:])
+		copy(ring[k:], q.ring[:q.head])
+		q.ring, q.head = ring, 0
+	}
+	q.ring[(q.head+q.n)&(len(q.ring)-1)] = c
+	q.n++
+}
+
+// pop returns the first connection waiting, or nil.
+func (q *runQueue) pop() *Connection {
+	if q.n == 0 {
+		return nil
+	}
+	c := q.ring[q.head]
+	q.ring[q.head] = nil
+	q.head = (q.head + 1) & (len(q.ring) - 1)
+	q.n--
+	return c
 }
 
 // hworker is a parked worker's mailbox.
@@ -69,12 +101,7 @@ func (p *Provider) schedule(c *Connection) {
 		w.wake <- c // never blocks: the mailbox is empty while parked
 		return
 	}
-	if hp.tail == nil {
-		hp.head = c
-	} else {
-		hp.tail.runNext = c
-	}
-	hp.tail = c
+	hp.runq.push(c)
 	if hp.running < hp.max {
 		hp.running++
 		p.hpMu.Unlock()
@@ -91,7 +118,7 @@ func (p *Provider) handlerWorker() {
 	var w *hworker
 	for {
 		p.hpMu.Lock()
-		c := hp.head
+		c := hp.runq.pop()
 		if c == nil {
 			if hp.stopped {
 				hp.running--
@@ -122,11 +149,6 @@ func (p *Provider) handlerWorker() {
 				return
 			}
 		} else {
-			hp.head = c.runNext
-			if hp.head == nil {
-				hp.tail = nil
-			}
-			c.runNext = nil
 			p.hpMu.Unlock()
 		}
 		c.runHandlers()

@@ -68,7 +68,7 @@ type Provider struct {
 	lenWait lenWaiters               // WaitLen
 
 	dlMu      sync.Mutex
-	deadlines map[*Connection]struct{}
+	deadlines map[*Connection]int64 // handshake and closing deadlines (unix ns; handshakeExpired), see deadline
 
 	topicMu sync.RWMutex
 	topics  map[string]*topic
@@ -96,7 +96,7 @@ func New(o Options) (*Provider, error) {
 		o:         o,
 		log:       o.Logger,
 		byID:      make(map[uint64]*Connection),
-		deadlines: make(map[*Connection]struct{}),
+		deadlines: make(map[*Connection]int64),
 		topics:    make(map[string]*topic),
 		sessions:  make(map[string]*session),
 		done:      make(chan struct{}),
@@ -380,7 +380,7 @@ func (h handler) OnData(pc *poller.Conn, in []byte) int {
 	c := connOf(pc)
 	switch State(c.state.Load()) {
 	case StateHandshake:
-		switch c.deadline.Load() {
+		switch h.p.deadline(c) {
 		case 0:
 			// Refused (respond disarmed the handshake deadline): the
 			// connection only lingers until it closes; input is discarded.
@@ -522,7 +522,7 @@ func (p *Provider) onHandshake(c *Connection, in []byte) int {
 func (p *Provider) authWorker(c *Connection, hs *handshake) {
 	defer p.wg.Done()
 	defer func() { <-p.authSem }()
-	ctx, cancel := context.WithDeadline(p.ctx, time.Unix(0, c.deadline.Load()))
+	ctx, cancel := context.WithDeadline(p.ctx, time.Unix(0, p.deadline(c)))
 	hs.ctx = ctx
 	ok := hs.upgrade()
 	timedOut := ctx.Err() == context.DeadlineExceeded
@@ -711,20 +711,28 @@ func (p *Provider) unregister(c *Connection) {
 
 // --- timers ---
 
+// armDeadline sets c's handshake or closing deadline. Deadlines are kept
+// by the Provider, not the Connection: few connections have one at a time.
 func (p *Provider) armDeadline(c *Connection, d time.Duration) {
-	c.deadline.Store(time.Now().Add(d).UnixNano())
+	ns := time.Now().Add(d).UnixNano()
 	p.dlMu.Lock()
-	p.deadlines[c] = struct{}{}
+	p.deadlines[c] = ns
 	p.dlMu.Unlock()
 }
 
 func (p *Provider) disarmDeadline(c *Connection) {
-	if c.deadline.Swap(0) == 0 {
-		return
-	}
 	p.dlMu.Lock()
 	delete(p.deadlines, c)
 	p.dlMu.Unlock()
+}
+
+// deadline returns c's deadline in unix nanoseconds: 0 for none,
+// handshakeExpired for a handshake that timed out.
+func (p *Provider) deadline(c *Connection) int64 {
+	p.dlMu.Lock()
+	d := p.deadlines[c]
+	p.dlMu.Unlock()
+	return d
 }
 
 // timerLoop is the Provider's one timer: it expires handshake and closing
@@ -763,9 +771,11 @@ func (p *Provider) timerLoop() {
 func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 	ns := now.UnixNano()
 	p.dlMu.Lock()
-	for c := range p.deadlines {
-		if d := c.deadline.Load(); d != 0 && d <= ns {
-			delete(p.deadlines, c)
+	for c, d := range p.deadlines {
+		if d > 0 && d <= ns {
+			// Kept (until disarmed, by OnClose at the latest) as expired,
+			// which tells OnData to refuse a handshake.
+			p.deadlines[c] = handshakeExpired
 			expired = append(expired, c)
 		}
 	}
@@ -775,7 +785,6 @@ func (p *Provider) expire(now time.Time, expired []*Connection) []*Connection {
 		case StateHandshake:
 			// Refused by OnData, on the loop, so that the 408 cannot
 			// cross an upgrade in progress.
-			c.deadline.Store(handshakeExpired)
 			c.pc.Wake()
 		case StateAuth:
 			// Unless the handler's verdict came first: the upgrade cannot
