@@ -349,11 +349,15 @@ func (p *Provider) pollerOptions() poller.Options {
 		Loops:      p.o.PollLoops,
 		MaxPending: p.o.MaxHandshakeSize,
 		Logger:     p.o.Logger,
-		NewConn: func() *poller.Conn {
-			c := &Connection{p: p}
-			return &c.pc
-		},
+		NewConn:    p.newConn,
 	}
+}
+
+// newConn makes a connection's Connection, with its poller.Conn inside,
+// for the poller (poller.Options.NewConn): one allocation for both.
+func (p *Provider) newConn() *poller.Conn {
+	c := &Connection{p: p}
+	return &c.pc
 }
 
 // connOf returns the Connection whose field pc is *pc. Every poller.Conn
