@@ -261,6 +261,14 @@ func TestWakeThenPeerClose(t *testing.T) {
 			p := e.start(t, h, Options{})
 			c := e.dial(t, p.Addr().String())
 			sc := recvConn(t, conns)
+			// Wake once OnOpen's dispatch is over: a Wake during it runs its
+			// OnData in that dispatch, on the Serve engine the reader
+			// goroutine, which then cannot see the peer's close it waits for.
+			waitFor(t, "OnOpen's end", func() bool {
+				sc.mu.Lock()
+				defer sc.mu.Unlock()
+				return !sc.has(fDispatching)
+			})
 			sc.Wake()
 			if _, err := c.Write([]byte("last words")); err != nil {
 				t.Fatal(err)
