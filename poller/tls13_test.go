@@ -5,21 +5,17 @@ package poller
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/networkcluster/networkcluster/internal/testcert"
 )
 
 // tookOver reports whether the record layer serves c (the TLS 1.3
@@ -173,7 +169,7 @@ func TestTLS13ClientCert(t *testing.T) {
 	scfg.ClientAuth = tls.RequireAnyClientCert
 	p := startNetpoll(t, h, Options{TLS: scfg})
 	cfg := clientTLS(t).Clone()
-	cfg.Certificates = []tls.Certificate{clientCert(t)}
+	cfg.Certificates = testcert.New(t).ServerConfig().Certificates // presented as a client certificate: RequireAnyClientCert does not verify it
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", p.Addr().String(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -216,25 +212,6 @@ func TestTLS13HelloRetry(t *testing.T) {
 	if cs := c.ConnectionState(); cs.CurveID != tls.CurveP256 || !tookOver(sc) {
 		t.Fatalf("group %v, taken over %v", cs.CurveID, tookOver(sc))
 	}
-}
-
-func clientCert(t *testing.T) tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "client"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // TestTLS13KeyLogChained: a user's KeyLogWriter still gets crypto/tls's
