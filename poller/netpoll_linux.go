@@ -337,7 +337,8 @@ var scratchPool = sync.Pool{New: func() any {
 	return &scratch{bufs: make([][]byte, 0, 16), iov: make([]syscall.Iovec, 0, 16)}
 }}
 
-// sendmsg writes s.bufs to fd without blocking. n is what the kernel took
+// sendmsg writes s.bufs to fd without blocking (sendmsg(2), or send(2)
+// for a single buffer). n is what the kernel took
 // (0 on error), total what was offered.
 func (s *scratch) sendmsg(fd int) (n, total int, err error) {
 	iov := s.iov[:0]
@@ -351,14 +352,23 @@ func (s *scratch) sendmsg(fd int) (n, total int, err error) {
 		total += len(b)
 	}
 	s.iov = iov
-	if len(iov) == 0 {
+	var r uintptr
+	var e syscall.Errno
+	switch len(iov) {
+	case 0:
 		return 0, 0, nil
+	case 1:
+		// One buffer (a lone reply, say): send(2) spares the kernel the
+		// message header and the iovec array.
+		r, _, e = syscall.Syscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(iov[0].Base)), uintptr(total),
+			syscall.MSG_NOSIGNAL|syscall.MSG_DONTWAIT, 0, 0)
+	default:
+		var msg syscall.Msghdr
+		msg.Iov = &iov[0]
+		setLen(&msg.Iovlen, len(iov))
+		r, _, e = syscall.Syscall(syscall.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)),
+			syscall.MSG_NOSIGNAL|syscall.MSG_DONTWAIT)
 	}
-	var msg syscall.Msghdr
-	msg.Iov = &iov[0]
-	setLen(&msg.Iovlen, len(iov))
-	r, _, e := syscall.Syscall(syscall.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)),
-		syscall.MSG_NOSIGNAL|syscall.MSG_DONTWAIT)
 	if e != 0 {
 		return 0, total, e
 	}

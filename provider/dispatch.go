@@ -30,23 +30,28 @@ import (
 const recHeader = 5
 
 // handlerPool runs connections' handler queues on at most max goroutines,
-// started on demand. A worker that finds nothing to do parks, and the next
-// connection scheduled is handed to the worker that parked last, so that a
-// steady flow of messages is served by the same few goroutines without one
-// being started per message; a worker parked for a whole tick of the
-// Provider's timer (100 ms at most) exits, so an idle Provider holds none.
-// A connection is queued only while no worker is parked, and a worker is
-// started for it while fewer than max run: so a handler that blocks never
-// holds up another connection until max handlers block.
+// started on demand. A scheduled connection goes on the run queue, and a
+// worker is woken (or started) for it only when none is searching: woken
+// and not yet committed to a connection. A searching worker takes the head
+// of the run queue, and wakes the next searcher if connections are still
+// waiting; a worker whose handler returned takes the next connection
+// without parking. So every queued connection has a worker on its way
+// that is not stuck in a handler (a handler that blocks never holds up
+// another connection until max handlers block), while a steady flow of
+// messages is served by the few goroutines already running, without a
+// wake-up and a park per message. A worker that finds nothing to do
+// parks; one parked for a whole tick of the Provider's timer (100 ms at
+// most) exits, so an idle Provider holds none.
 type handlerPool struct {
-	work    func() // Provider.handlerWorker
-	max     int
-	running int
-	runq    runQueue
-	idle    []*hworker // parked workers, the most recently parked last
-	free    []*hworker // hworkers of exited workers, for reuse
-	tick    uint64     // timer ticks seen (reapHandlers)
-	stopped bool       // the Provider stopped: workers exit when idle
+	work      func() // Provider.handlerWorker
+	max       int
+	running   int
+	searching int // workers woken or started that have not taken a connection yet
+	runq      runQueue
+	idle      []*hworker // parked workers, the most recently parked last
+	free      []*hworker // hworkers of exited workers, for reuse
+	tick      uint64     // timer ticks seen (reapHandlers)
+	stopped   bool       // the Provider stopped: workers exit when idle
 }
 
 // runQueue is the connections waiting for a handler worker, first in first
@@ -84,26 +89,41 @@ func (q *runQueue) pop() *Connection {
 
 // hworker is a parked worker's mailbox.
 type hworker struct {
-	wake     chan *Connection // capacity 1: a connection to run, or nil to exit
-	parkedAt uint64           // handlerPool.tick when it parked
+	wake     chan bool // capacity 1: true to search the run queue, false to exit
+	parkedAt uint64    // handlerPool.tick when it parked
 }
 
-// schedule hands c (whose c.hScheduled the caller set) to a parked worker,
-// or puts it on the run queue and starts a worker if the bound allows.
+// schedule puts c (whose c.hScheduled the caller set) on the run queue, and
+// wakes or starts a searching worker unless one is on its way.
 func (p *Provider) schedule(c *Connection) {
 	p.hpMu.Lock()
 	hp := &p.hp
+	hp.runq.push(c)
+	p.wakeSearcherLocked() // unlocks
+}
+
+// wakeSearcherLocked wakes a parked worker, or starts one if the bound
+// allows, to take the run queue's head, unless a searching worker is on
+// its way already; called with p.hpMu held and the run queue not empty, it
+// returns with it released.
+func (p *Provider) wakeSearcherLocked() {
+	hp := &p.hp
+	if hp.searching > 0 {
+		p.hpMu.Unlock()
+		return
+	}
 	if n := len(hp.idle); n > 0 {
 		w := hp.idle[n-1]
 		hp.idle[n-1] = nil
 		hp.idle = hp.idle[:n-1]
+		hp.searching++
 		p.hpMu.Unlock()
-		w.wake <- c // never blocks: the mailbox is empty while parked
+		w.wake <- true // never blocks: the mailbox is empty while parked
 		return
 	}
-	hp.runq.push(c)
 	if hp.running < hp.max {
 		hp.running++
+		hp.searching++
 		p.hpMu.Unlock()
 		p.wg.Add(1)
 		go p.hp.work() // a func value made once: go allocates nothing
@@ -112,12 +132,18 @@ func (p *Provider) schedule(c *Connection) {
 	p.hpMu.Unlock()
 }
 
+// handlerWorker starts searching (see handlerPool).
 func (p *Provider) handlerWorker() {
 	defer p.wg.Done()
 	hp := &p.hp
 	var w *hworker
+	searching := true
 	for {
 		p.hpMu.Lock()
+		if searching {
+			hp.searching--
+			searching = false
+		}
 		c := hp.runq.pop()
 		if c == nil {
 			if hp.stopped {
@@ -134,13 +160,13 @@ func (p *Provider) handlerWorker() {
 					hp.free[n-1] = nil
 					hp.free = hp.free[:n-1]
 				} else {
-					w = &hworker{wake: make(chan *Connection, 1)}
+					w = &hworker{wake: make(chan bool, 1)}
 				}
 			}
 			w.parkedAt = hp.tick
 			hp.idle = append(hp.idle, w)
 			p.hpMu.Unlock()
-			if c = <-w.wake; c == nil {
+			if !<-w.wake {
 				// Reaped or stopped (and taken off the idle list).
 				p.hpMu.Lock()
 				hp.running--
@@ -148,8 +174,14 @@ func (p *Provider) handlerWorker() {
 				p.hpMu.Unlock()
 				return
 			}
-		} else {
+			searching = true // the waker counted us in hp.searching
+			continue
+		}
+		if hp.runq.n == 0 {
 			p.hpMu.Unlock()
+		} else {
+			// The rest needs a worker that is not held up by c's handlers.
+			p.wakeSearcherLocked()
 		}
 		c.runHandlers()
 	}
@@ -163,7 +195,7 @@ func (p *Provider) reapHandlers() {
 	hp.tick++
 	n := 0
 	for n < len(hp.idle) && hp.idle[n].parkedAt+1 < hp.tick {
-		hp.idle[n].wake <- nil
+		hp.idle[n].wake <- false
 		n++
 	}
 	if n > 0 {
@@ -180,7 +212,7 @@ func (p *Provider) stopHandlers() {
 	hp := &p.hp
 	hp.stopped = true
 	for i, w := range hp.idle {
-		w.wake <- nil
+		w.wake <- false
 		hp.idle[i] = nil
 	}
 	hp.idle = hp.idle[:0]
