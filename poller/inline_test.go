@@ -101,8 +101,11 @@ func TestInlineRunsOnLoop(t *testing.T) {
 		c.Close()
 		waitFor(t, "closed", func() bool { return h.closed.Load() == 1 })
 		p.Close()
-		// One read in every inlineRelease bytes goes to a worker.
-		if inline && (onLoop.Load() == 0 || elsewhere.Load() > 20*100/inlineRelease) {
+		// One read in every inlineRelease bytes goes to a worker, and the
+		// next message may be read by that worker's task too: the echo
+		// leaves before the task ends, and netpoll's task reads what
+		// arrived meanwhile.
+		if inline && (onLoop.Load() <= elsewhere.Load() || elsewhere.Load() > 2*(20*100/inlineRelease+1)) {
 			t.Fatalf("inline: %d OnData on the poll loop, %d elsewhere", onLoop.Load(), elsewhere.Load())
 		}
 		if !inline && onLoop.Load() != 0 {
