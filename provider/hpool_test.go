@@ -3,7 +3,6 @@ package provider
 import (
 	"bytes"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,33 +51,7 @@ func TestBlockedHandlersInABurstHoldUpNoOther(t *testing.T) {
 			t.Fatal("the blocking handlers did not all start: one waits behind another")
 		}
 	}
-	var wg sync.WaitGroup
-	for i := range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := wstest.Dial(addr, "/connect", nil, nil)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer c.Close()
-			c.Conn.SetDeadline(time.Now().Add(20 * time.Second))
-			for j := range 20 {
-				msg := fmt.Appendf(nil, "%d/%d", i, j)
-				if err := c.WriteFrame(true, frame.OpText, msg); err != nil {
-					t.Error(err)
-					return
-				}
-				_, got, err := c.ReadMessage()
-				if err != nil || !bytes.Equal(got, msg) {
-					t.Errorf("echo %s: %q %v", msg, got, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	echoClients(t, addr, 10, 20)
 	close(release)
 	for i, c := range stuck {
 		c.Conn.SetReadDeadline(time.Now().Add(20 * time.Second))

@@ -56,8 +56,24 @@ func TestBlockedHandlerLeavesLoopFree(t *testing.T) {
 		}
 	}
 	// Other connections, on the same loop, are served meanwhile.
+	echoClients(t, addr, 20, 10)
+	close(release)
+	for _, want := range []string{"block", "after 0", "after 1", "after 2"} {
+		_, got, err := stuck.ReadMessage()
+		if err != nil || string(got) != want {
+			t.Fatalf("after release: %q %v, want %q", got, err, want)
+		}
+	}
+	closeWithin(t, p.Close)
+	checkNoLeak(t, before)
+}
+
+// echoClients dials clients connections to addr's /connect at once; each
+// sends msgs text messages, one at a time, and checks every echo.
+func echoClients(t *testing.T, addr string, clients, msgs int) {
+	t.Helper()
 	var wg sync.WaitGroup
-	for i := 0; i < 20; i++ {
+	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -67,8 +83,8 @@ func TestBlockedHandlerLeavesLoopFree(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
-			for j := 0; j < 10; j++ {
+			c.Conn.SetDeadline(time.Now().Add(20 * time.Second))
+			for j := range msgs {
 				msg := fmt.Appendf(nil, "%d/%d", i, j)
 				if err := c.WriteFrame(true, frame.OpText, msg); err != nil {
 					t.Error(err)
@@ -83,15 +99,6 @@ func TestBlockedHandlerLeavesLoopFree(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	close(release)
-	for _, want := range []string{"block", "after 0", "after 1", "after 2"} {
-		_, got, err := stuck.ReadMessage()
-		if err != nil || string(got) != want {
-			t.Fatalf("after release: %q %v, want %q", got, err, want)
-		}
-	}
-	closeWithin(t, p.Close)
-	checkNoLeak(t, before)
 }
 
 // closeWithin runs close and fails the test, with every goroutine's stack,
