@@ -542,7 +542,7 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 		ratio("echo 64 B, 1 in flight: server CPU per message at most gobwas's", "ours÷gobwas ≤ 1",
 			isScenario(scEcho, labelHas(" k=1")), "cpu_per_msg_us", "gobwas", func(r float64) bool { return r <= 1 })
 	}
-	// Echo with 16 in flight: ≥ 2× the best WebSocket peer, ≥ 0.8× raw TCP.
+	// Echo with 16 in flight: ≥ 2× the best WebSocket peer, ≥ 0.9× raw TCP.
 	k16 := isScenario(scEcho, labelHas(" k=16"))
 	if o := findAgg(aggs, ours, k16); o != nil {
 		om, _ := o.metric("msgs_per_s")
@@ -566,8 +566,8 @@ func checkTargets(aggs []*aggregate, servers []string) []targetCheck {
 			out = append(out, c)
 		}
 		if has("rawtcp") {
-			ratio("echo 64 B, 16 in flight: messages/s at least 0.8× raw TCP", "ours÷rawtcp ≥ 0.8",
-				k16, "msgs_per_s", "rawtcp", func(r float64) bool { return r >= 0.8 })
+			ratio("echo 64 B, 16 in flight: messages/s at least 0.9× raw TCP", "ours÷rawtcp ≥ 0.9",
+				k16, "msgs_per_s", "rawtcp", func(r float64) bool { return r >= 0.9 })
 		}
 	}
 	// wss on the event loop: idle memory and goroutines, and at least the
