@@ -3,22 +3,21 @@
 package poller
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/networkcluster/networkcluster/internal/idletest"
 )
 
 // The idle-memory measurement: the clients live in a child process (this
@@ -75,28 +74,13 @@ func measureIdle(b *testing.B, start func(tb testing.TB, h Handler, o Options) *
 		return len(in)
 	}
 	p := start(b, h, Options{})
-	heap0, rss0 := memNow()
+	heap0, rss0 := idletest.Mem()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	mode := "tcp"
 	if p.o.TLS != nil || fmt.Sprintf("%T", p.sln) == "*tls.listener" {
 		mode = "tls"
 	}
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %s", idleClientEnv, p.Addr(), n, mode))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		b.Fatalf("client process: %q %v", line, err)
-	}
+	defer idletest.StartChild(b, "^$", fmt.Sprintf("%s=%s %d %s", idleClientEnv, p.Addr(), n, mode))()
 	waitFor(b, "every request", func() bool { return seen.Load() == int64(n) })
 	time.Sleep(flusherIdle + 500*time.Millisecond) // let flushers and pool workers go idle and exit
 	if p.o.TLS != nil {
@@ -104,7 +88,7 @@ func measureIdle(b *testing.B, start func(tb testing.TB, h Handler, o Options) *
 		// states after one to two sweeps of the record layer.
 		time.Sleep(2*aeadIdle + 500*time.Millisecond)
 	}
-	heap1, rss1 := memNow()
+	heap1, rss1 := idletest.Mem()
 	b.ReportMetric(float64(heap1-heap0)/float64(n), "heapB/conn")
 	b.ReportMetric(float64(rss1-rss0)/float64(n), "rssB/conn")
 	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
@@ -122,22 +106,6 @@ func measureIdle(b *testing.B, start func(tb testing.TB, h Handler, o Options) *
 		pprof.WriteHeapProfile(f)
 		f.Close()
 	}
-}
-
-func memNow() (heap, rss int64) {
-	runtime.GC()
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	heap = int64(ms.HeapInuse)
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		f := strings.Fields(string(b))
-		if len(f) > 1 {
-			pages, _ := strconv.ParseInt(f[1], 10, 64)
-			rss = pages * int64(os.Getpagesize())
-		}
-	}
-	return heap, rss
 }
 
 // idleClientMain is the child process: it opens the connections, does the

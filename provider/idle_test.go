@@ -9,9 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -20,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/networkcluster/networkcluster/internal/idletest"
 	"github.com/networkcluster/networkcluster/internal/wstest"
 )
 
@@ -100,30 +99,14 @@ func measureIdleMemory(b *testing.B) {
 	}
 	waitCond(b, "the warm-up connection to close", func() bool { return p.Len() == 0 && p.liveConns() == 0 })
 	time.Sleep(200 * time.Millisecond)
-	heap0, rss0 := idleMemNow()
+	heap0, rss0 := idletest.Mem()
 	prof0 := inuseByStack()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClient$")
 	target := p.Path()
 	if q := os.Getenv(idleQueryEnv); q != "" {
 		target += "?" + q
 	}
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", idleClientEnv, addr, target, n))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-	}()
-	var line [64]byte
-	k, _ := io.ReadAtLeast(stdout, line[:], len("ready\n"))
-	if !strings.HasPrefix(string(line[:k]), "ready") {
-		b.Fatalf("client process: %q", line[:k])
-	}
+	defer idletest.StartChild(b, "^TestIdleClient$", fmt.Sprintf("%s=%s %s %d", idleClientEnv, addr, target, n))()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := p.WaitLen(ctx, n); err != nil {
@@ -131,7 +114,7 @@ func measureIdleMemory(b *testing.B) {
 	}
 	// Let the handler pool, the poller's workers and flushers go idle.
 	time.Sleep(1500 * time.Millisecond)
-	heap1, rss1 := idleMemNow()
+	heap1, rss1 := idletest.Mem()
 	prof1 := inuseByStack()
 	if got := p.Len(); got != n {
 		b.Fatalf("Len = %d after settling, want %d", got, n)
@@ -201,22 +184,6 @@ func waitCond(tb testing.TB, what string, cond func() bool) {
 
 // idleMemNow collects (twice: the heap profile lags a cycle) and returns
 // HeapInuse and the resident set.
-func idleMemNow() (heap, rss int64) {
-	runtime.GC()
-	runtime.GC()
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	heap = int64(ms.HeapInuse)
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 1 {
-			pages, _ := strconv.ParseInt(f[1], 10, 64)
-			rss = pages * int64(os.Getpagesize())
-		}
-	}
-	return heap, rss
-}
-
 // inuseByStack returns the heap profile's bytes in use by allocation stack,
 // as of the last collection.
 func inuseByStack() map[[32]uintptr]int64 {
